@@ -1,0 +1,125 @@
+"""Configuration: environment variables (``VQ_…``) over an optional ``vq.toml`` over defaults."""
+
+from __future__ import annotations
+
+import os
+from pathlib import Path
+from typing import Any
+
+import platformdirs
+from pydantic import Field, ValidationError, field_validator
+from pydantic_settings import (
+    BaseSettings,
+    PydanticBaseSettingsSource,
+    SettingsConfigDict,
+    TomlConfigSettingsSource,
+)
+
+
+class ConfigError(Exception):
+    """Configuration that cannot be used; the message says which setting and why."""
+
+
+def default_data_dir() -> Path:
+    """Where the embedded database and rendered media live when nothing else is set."""
+    return Path(platformdirs.user_data_dir("vq", appauthor=False))
+
+
+class Settings(BaseSettings):
+    """Every setting of vq. See docs/configuration.md for the reference."""
+
+    model_config = SettingsConfigDict(
+        env_prefix="VQ_", env_nested_delimiter="__", extra="forbid", validate_default=True
+    )
+
+    database_url: str | None = Field(
+        default=None, description="PostgreSQL DSN; unset means the embedded server"
+    )
+    data_dir: Path = Field(default_factory=default_data_dir)
+    pool_min_size: int = Field(default=2, ge=1)
+    pool_max_size: int = Field(default=10, ge=1)
+
+    concurrency: int = Field(default=10, ge=1, le=10_000)
+    lease_seconds: float = Field(default=30.0, gt=1)
+    poll_interval: float = Field(default=2.0, gt=0)
+    lease_recovery_interval: float = Field(default=5.0, gt=0)
+    heartbeat_interval: float = Field(default=5.0, gt=0)
+    shutdown_grace: float = Field(default=30.0, ge=0)
+    default_timeout: float = Field(default=600.0, gt=0)
+    default_max_retries: int = Field(default=3, ge=0)
+    retry_base_delay: float = Field(default=2.0, ge=0)
+    retry_max_delay: float = Field(default=600.0, ge=0)
+    prune_after_days: float = Field(default=30.0, gt=0)
+
+    host: str = "127.0.0.1"
+    port: int = Field(default=8080, ge=0, le=65535)
+    public_url: str | None = Field(
+        default=None, description="Base URL clients use to reach this server's /media"
+    )
+    media_dir: Path | None = None
+
+    plugins: list[str] = Field(default_factory=list, description="extra plugin modules")
+    disabled_plugins: list[str] = Field(default_factory=list)
+    services: dict[str, str] = Field(
+        default_factory=dict, description="job type -> service name overrides"
+    )
+    plugin_config: dict[str, dict[str, Any]] = Field(default_factory=dict)
+    log_json: bool = False
+    log_level: str = "INFO"
+
+    @field_validator("database_url")
+    @classmethod
+    def _dsn_scheme(cls, value: str | None) -> str | None:
+        if value is not None and not value.startswith(("postgresql://", "postgres://")):
+            raise ValueError("must start with postgresql:// or postgres://")
+        return value or None
+
+    @field_validator("log_level")
+    @classmethod
+    def _level(cls, value: str) -> str:
+        level = value.upper()
+        if level not in {"DEBUG", "INFO", "WARNING", "ERROR"}:
+            raise ValueError("must be one of DEBUG, INFO, WARNING, ERROR")
+        return level
+
+    @classmethod
+    def settings_customise_sources(
+        cls,
+        settings_cls: type[BaseSettings],
+        init_settings: PydanticBaseSettingsSource,
+        env_settings: PydanticBaseSettingsSource,
+        dotenv_settings: PydanticBaseSettingsSource,
+        file_secret_settings: PydanticBaseSettingsSource,
+    ) -> tuple[PydanticBaseSettingsSource, ...]:
+        toml_file = os.environ.get("VQ_CONFIG", "vq.toml")
+        return (
+            init_settings,
+            env_settings,
+            TomlConfigSettingsSource(settings_cls, toml_file=toml_file),
+        )
+
+    @property
+    def resolved_media_dir(self) -> Path:
+        """Folder of rendered videos, served under ``/media``."""
+        return self.media_dir or self.data_dir / "media"
+
+    @property
+    def resolved_public_url(self) -> str:
+        """Base URL of this server as clients reach it."""
+        return (self.public_url or f"http://{self.host}:{self.port}").rstrip("/")
+
+    def plugin_settings(self, name: str) -> dict[str, Any]:
+        """The ``[plugin_config.NAME]`` table (or ``VQ_PLUGIN_CONFIG__NAME__KEY``) for a plugin."""
+        return dict(self.plugin_config.get(name, {}))
+
+
+def load_settings(**overrides: Any) -> Settings:
+    """Read settings, turning pydantic's error into a ``ConfigError`` naming each bad field."""
+    try:
+        return Settings(**{k: v for k, v in overrides.items() if v is not None})
+    except ValidationError as exc:
+        problems = "; ".join(
+            f"{'.'.join(str(p) for p in err['loc']) or 'config'}: {err['msg']}"
+            for err in exc.errors()
+        )
+        raise ConfigError(f"invalid configuration: {problems}") from None

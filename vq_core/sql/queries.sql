@@ -1,0 +1,362 @@
+-- Every query vq runs, one named block each: "-- name --" then a one-line purpose.
+-- Loaded once by vq_core.queries; parameters are always bound, never formatted in,
+-- except list_jobs' ORDER BY, filled from a fixed whitelist in store.py.
+
+-- enqueue_jobs --
+-- Insert a batch (ids made by the caller), skip idempotency-key duplicates, log 'created'.
+WITH input AS (
+    SELECT *
+      FROM unnest($1::uuid[], $2::text[], $3::smallint[], $4::jsonb[],
+                  $5::timestamptz[], $6::integer[], $7::text[])
+           WITH ORDINALITY AS t(id, job_type, priority, payload, run_at, max_retries,
+                                idempotency_key, ord)
+),
+inserted AS (
+    INSERT INTO vq.jobs (id, job_type, priority, payload, run_at, max_retries, idempotency_key)
+    SELECT i.id, i.job_type, i.priority, i.payload, coalesce(i.run_at, now()),
+           coalesce(i.max_retries, c.max_retries, $8::integer), i.idempotency_key
+      FROM input i
+      LEFT JOIN vq.job_queue_config c ON c.job_type = i.job_type
+     ORDER BY i.ord
+    ON CONFLICT (idempotency_key) WHERE idempotency_key IS NOT NULL DO NOTHING
+    RETURNING id
+),
+events AS (
+    INSERT INTO vq.job_events (job_id, event)
+    SELECT id, 'created' FROM inserted
+)
+SELECT i.ord, coalesce(ins.id, existing.id) AS id, ins.id IS NOT NULL AS created
+  FROM input i
+  LEFT JOIN inserted ins ON ins.id = i.id
+  LEFT JOIN vq.jobs existing
+         ON ins.id IS NULL AND existing.idempotency_key = i.idempotency_key
+ ORDER BY i.ord;
+
+-- ids_by_idempotency_key --
+-- Resolve keys whose job was inserted by a concurrent transaction.
+SELECT idempotency_key, id FROM vq.jobs WHERE idempotency_key = ANY($1::text[]);
+
+-- claim_jobs --
+-- Take up to $3 eligible jobs of the given types, highest priority then oldest, with a lease.
+WITH claimed AS (
+    UPDATE vq.jobs j
+       SET status = 'running',
+           worker_id = $1,
+           started_at = now(),
+           updated_at = now(),
+           lease_expires_at = now() + make_interval(secs => $4::float8)
+     WHERE j.id = ANY(ARRAY(
+               SELECT q.id
+                 FROM vq.jobs q
+                WHERE q.status = 'queued'
+                  AND q.run_at <= now()
+                  AND q.job_type = ANY($2::text[])
+                ORDER BY q.priority, q.run_at
+                LIMIT $3
+                  FOR UPDATE SKIP LOCKED))
+    RETURNING j.id, j.job_type, j.priority, j.payload, j.retry_count, j.max_retries,
+              j.created_at
+),
+events AS (
+    INSERT INTO vq.job_events (job_id, event, worker_id)
+    SELECT id, 'claimed', $1 FROM claimed
+)
+SELECT * FROM claimed;
+
+-- renew_leases --
+-- Extend the leases of a worker's jobs in flight; report which are still its and any cancel asks.
+UPDATE vq.jobs
+   SET lease_expires_at = now() + make_interval(secs => $3::float8)
+ WHERE id = ANY($2::uuid[]) AND worker_id = $1 AND status = 'running'
+RETURNING id, cancel_requested;
+
+-- complete_jobs --
+-- Mark a batch completed with results (copying the video fields into the payload too).
+WITH input AS (
+    SELECT * FROM unnest($2::uuid[], $3::jsonb[]) AS t(id, result)
+),
+done AS (
+    UPDATE vq.jobs j
+       SET status = 'completed',
+           result = i.result,
+           payload = j.payload || jsonb_strip_nulls(jsonb_build_object(
+               'video_url', i.result -> 'video_url',
+               'thumbnail_url', i.result -> 'thumbnail_url',
+               'duration', i.result -> 'duration')),
+           completed_at = now(),
+           updated_at = now(),
+           lease_expires_at = NULL
+      FROM input i
+     WHERE j.id = i.id AND j.worker_id = $1 AND j.status = 'running'
+    RETURNING j.id
+),
+events AS (
+    INSERT INTO vq.job_events (job_id, event, worker_id)
+    SELECT id, 'completed', $1 FROM done
+),
+counters AS (
+    UPDATE vq.workers
+       SET jobs_completed = jobs_completed + (SELECT count(*) FROM done),
+           consecutive_failures = 0
+     WHERE id = $1
+)
+SELECT id FROM done;
+
+-- fail_job --
+-- Record a failed attempt: back to the queue after $4 seconds, or failed for good when $4 is NULL.
+WITH failed AS (
+    UPDATE vq.jobs
+       SET status = CASE WHEN $4::float8 IS NULL THEN 'failed' ELSE 'queued' END::vq.job_status,
+           retry_count = retry_count + CASE WHEN $4::float8 IS NULL THEN 0 ELSE 1 END,
+           run_at = CASE WHEN $4::float8 IS NULL THEN run_at
+                         ELSE now() + make_interval(secs => $4::float8) END,
+           completed_at = CASE WHEN $4::float8 IS NULL THEN now() END,
+           error = $3::jsonb,
+           worker_id = NULL,
+           lease_expires_at = NULL,
+           updated_at = now()
+     WHERE id = $2 AND worker_id = $1 AND status = 'running'
+    RETURNING id, status, run_at
+),
+events AS (
+    INSERT INTO vq.job_events (job_id, event, worker_id, details)
+    SELECT id, CASE WHEN status = 'failed' THEN 'failed' ELSE 'retry_scheduled' END, $1,
+           $3::jsonb || jsonb_build_object('run_at', run_at)
+      FROM failed
+),
+counters AS (
+    UPDATE vq.workers
+       SET jobs_failed = jobs_failed + 1,
+           consecutive_failures = consecutive_failures + 1
+     WHERE id = $1 AND EXISTS (SELECT 1 FROM failed)
+)
+SELECT status::text AS status, run_at FROM failed;
+
+-- update_progress --
+-- Store a running job's progress (percent and stage) and log it.
+WITH updated AS (
+    UPDATE vq.jobs
+       SET progress = $3::jsonb, updated_at = now()
+     WHERE id = $2 AND worker_id = $1 AND status = 'running'
+    RETURNING id
+)
+INSERT INTO vq.job_events (job_id, event, worker_id, details)
+SELECT id, 'progress', $1, $3::jsonb FROM updated
+RETURNING job_id;
+
+-- cancel_job --
+-- Cancel a queued job at once; ask a running job's worker to stop it.
+WITH target AS (
+    SELECT id, status FROM vq.jobs WHERE id = $1 AND status IN ('queued', 'running') FOR UPDATE
+),
+updated AS (
+    UPDATE vq.jobs j
+       SET status = CASE WHEN t.status = 'queued' THEN 'cancelled' ELSE 'running' END::vq.job_status,
+           cancel_requested = (t.status = 'running'),
+           completed_at = CASE WHEN t.status = 'queued' THEN now() END,
+           updated_at = now()
+      FROM target t
+     WHERE j.id = t.id
+    RETURNING j.id, j.status::text AS status, j.worker_id
+),
+events AS (
+    INSERT INTO vq.job_events (job_id, event, details)
+    SELECT id, CASE WHEN status = 'cancelled' THEN 'cancelled' ELSE 'cancel_requested' END, $2::jsonb
+      FROM updated
+)
+SELECT id, status, worker_id FROM updated;
+
+-- notify_cancel --
+-- Tell the worker running a job to abort it now rather than at its next lease renewal.
+SELECT pg_notify('vq_cancel', $1::text);
+
+-- notify_jobs --
+-- Wake idle workers after jobs became eligible by an update rather than an insert.
+SELECT pg_notify('vq_jobs', '');
+
+-- mark_cancelled --
+-- A worker stopped a job it was asked to cancel.
+WITH updated AS (
+    UPDATE vq.jobs
+       SET status = 'cancelled', completed_at = now(), updated_at = now(),
+           worker_id = NULL, lease_expires_at = NULL, error = $3::jsonb
+     WHERE id = $2 AND worker_id = $1 AND status = 'running'
+    RETURNING id
+)
+INSERT INTO vq.job_events (job_id, event, worker_id)
+SELECT id, 'cancelled', $1 FROM updated
+RETURNING job_id;
+
+-- retry_job --
+-- An operator sends a failed or cancelled job back to the queue with a fresh set of retries.
+WITH updated AS (
+    UPDATE vq.jobs
+       SET status = 'queued', run_at = now(), retry_count = 0, error = NULL, result = NULL,
+           progress = NULL, cancel_requested = false, completed_at = NULL, started_at = NULL,
+           worker_id = NULL, lease_expires_at = NULL, updated_at = now()
+     WHERE id = $1 AND status IN ('failed', 'cancelled')
+    RETURNING id
+)
+INSERT INTO vq.job_events (job_id, event, details)
+SELECT id, 'retried', $2::jsonb FROM updated
+RETURNING job_id;
+
+-- release_jobs --
+-- Hand a stopping worker's unfinished jobs back to the queue, keeping their place.
+WITH released AS (
+    UPDATE vq.jobs
+       SET status = 'queued', worker_id = NULL, lease_expires_at = NULL, updated_at = now()
+     WHERE id = ANY($2::uuid[]) AND worker_id = $1 AND status = 'running'
+    RETURNING id
+)
+INSERT INTO vq.job_events (job_id, event, worker_id)
+SELECT id, 'released', $1 FROM released
+RETURNING job_id;
+
+-- recover_expired_leases --
+-- Put running jobs whose worker stopped renewing back in the queue (or finish a cancel).
+WITH expired AS (
+    SELECT id, worker_id
+      FROM vq.jobs
+     WHERE status = 'running' AND lease_expires_at < now()
+       FOR UPDATE SKIP LOCKED
+),
+recovered AS (
+    UPDATE vq.jobs j
+       SET status = CASE WHEN j.cancel_requested THEN 'cancelled' ELSE 'queued' END::vq.job_status,
+           completed_at = CASE WHEN j.cancel_requested THEN now() END,
+           worker_id = NULL, lease_expires_at = NULL, updated_at = now()
+      FROM expired e
+     WHERE j.id = e.id
+    RETURNING j.id, j.status::text AS status, e.worker_id
+),
+events AS (
+    INSERT INTO vq.job_events (job_id, event, details)
+    SELECT id, 'lease_expired', jsonb_build_object('worker_id', worker_id, 'status', status)
+      FROM recovered
+)
+SELECT id, status, worker_id FROM recovered;
+
+-- get_job --
+-- One job by id.
+SELECT * FROM vq.jobs WHERE id = $1;
+
+-- get_job_events --
+-- A job's history, oldest first.
+SELECT id, job_id, event, at, worker_id, details
+  FROM vq.job_events WHERE job_id = $1 ORDER BY id;
+
+-- list_jobs --
+-- One page of the job list, filtered, in keyset order ({column} {dir} from a whitelist).
+SELECT *
+  FROM vq.jobs
+ WHERE ($1::vq.job_status IS NULL OR status = $1::vq.job_status)
+   AND ($2::text IS NULL OR job_type = $2::text)
+   AND ($3::smallint IS NULL OR priority = $3::smallint)
+   AND ($4::text IS NULL
+        OR id::text = lower($4::text)
+        OR job_type ILIKE '%' || $4::text || '%'
+        OR payload ->> 'question' ILIKE '%' || $4::text || '%'
+        OR payload ->> 'topic' ILIKE '%' || $4::text || '%')
+   AND ($5::text IS NULL OR ({column}, id) {cmp} ($5::text::{type}, $6::uuid))
+ ORDER BY {column} {dir}, id {dir}
+ LIMIT $7;
+
+-- count_by_status_type_priority --
+-- The live counts behind the stats page.
+SELECT status::text AS status, job_type, priority, count(*) AS n
+  FROM vq.jobs GROUP BY status, job_type, priority;
+
+-- queue_depth --
+-- Jobs ready to run now and the age of the oldest queued job.
+SELECT count(*) FILTER (WHERE run_at <= now()) AS ready,
+       count(*) AS queued,
+       extract(epoch FROM now() - min(created_at))::float8 AS oldest_age_s
+  FROM vq.jobs WHERE status = 'queued';
+
+-- finished_windows --
+-- Completions and failures over the last 1, 5, 15 and 60 minutes.
+SELECT count(*) FILTER (WHERE status = 'completed' AND completed_at > now() - interval '1 minute') AS completed_1m,
+       count(*) FILTER (WHERE status = 'failed' AND completed_at > now() - interval '1 minute') AS failed_1m,
+       count(*) FILTER (WHERE status = 'completed' AND completed_at > now() - interval '5 minutes') AS completed_5m,
+       count(*) FILTER (WHERE status = 'failed' AND completed_at > now() - interval '5 minutes') AS failed_5m,
+       count(*) FILTER (WHERE status = 'completed' AND completed_at > now() - interval '15 minutes') AS completed_15m,
+       count(*) FILTER (WHERE status = 'failed' AND completed_at > now() - interval '15 minutes') AS failed_15m,
+       count(*) FILTER (WHERE status = 'completed') AS completed_60m,
+       count(*) FILTER (WHERE status = 'failed') AS failed_60m,
+       avg(extract(epoch FROM completed_at - started_at)) FILTER (WHERE status = 'completed') AS avg_s,
+       percentile_cont(ARRAY[0.5, 0.95, 0.99]) WITHIN GROUP (
+           ORDER BY extract(epoch FROM completed_at - started_at))
+           FILTER (WHERE status = 'completed') AS duration_pcts
+  FROM vq.jobs
+ WHERE completed_at > now() - interval '60 minutes';
+
+-- throughput_series --
+-- Completions per minute over the last hour, for the admin chart.
+SELECT date_trunc('minute', completed_at) AS minute,
+       count(*) FILTER (WHERE status = 'completed') AS completed,
+       count(*) FILTER (WHERE status = 'failed') AS failed
+  FROM vq.jobs
+ WHERE completed_at > now() - interval '60 minutes'
+ GROUP BY 1 ORDER BY 1;
+
+-- prune_jobs --
+-- Delete up to $2 finished jobs older than $1 seconds, with their history.
+WITH old AS (
+    SELECT id FROM vq.jobs
+     WHERE status IN ('completed', 'failed', 'cancelled')
+       AND completed_at < now() - make_interval(secs => $1::float8)
+     LIMIT $2
+),
+gone AS (
+    DELETE FROM vq.jobs j USING old WHERE j.id = old.id RETURNING j.id
+),
+history AS (
+    DELETE FROM vq.job_events e USING gone WHERE e.job_id = gone.id
+)
+SELECT count(*) FROM gone;
+
+-- register_worker --
+-- Announce a worker (or bring back one that restarted with the same id).
+INSERT INTO vq.workers (id, hostname, pid, concurrency, job_types, lease_seconds)
+VALUES ($1, $2, $3, $4, $5::text[], $6)
+ON CONFLICT (id) DO UPDATE
+   SET status = 'running', last_heartbeat = now(), started_at = now(),
+       concurrency = EXCLUDED.concurrency, job_types = EXCLUDED.job_types,
+       lease_seconds = EXCLUDED.lease_seconds;
+
+-- heartbeat_worker --
+-- A worker is alive with this many jobs in flight; returns false if its row is gone.
+UPDATE vq.workers
+   SET last_heartbeat = now(), jobs_in_flight = $2, status = $3
+ WHERE id = $1
+RETURNING id;
+
+-- deregister_worker --
+-- A worker says goodbye.
+DELETE FROM vq.workers WHERE id = $1;
+
+-- list_workers --
+-- All known workers, with whether their heartbeat is older than their lease.
+SELECT *, last_heartbeat < now() - make_interval(secs => lease_seconds) AS stale
+  FROM vq.workers ORDER BY started_at;
+
+-- prune_workers --
+-- Forget workers silent for longer than $1 seconds.
+DELETE FROM vq.workers
+ WHERE last_heartbeat < now() - make_interval(secs => $1::float8)
+RETURNING id;
+
+-- upsert_queue_config --
+-- Set a job type's retry limit, timeout, service, concurrency and pause flag.
+INSERT INTO vq.job_queue_config (job_type, max_retries, timeout_s, service, concurrency, paused)
+VALUES ($1, $2, $3, $4, $5, $6)
+ON CONFLICT (job_type) DO UPDATE
+   SET max_retries = EXCLUDED.max_retries, timeout_s = EXCLUDED.timeout_s,
+       service = EXCLUDED.service, concurrency = EXCLUDED.concurrency,
+       paused = EXCLUDED.paused, updated_at = now();
+
+-- list_queue_config --
+-- Every job type's configuration.
+SELECT job_type, max_retries, timeout_s, service, concurrency, paused
+  FROM vq.job_queue_config ORDER BY job_type;
