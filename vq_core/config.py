@@ -22,6 +22,10 @@ class ConfigError(Exception):
 
 def default_data_dir() -> Path:
     """Where the embedded database and rendered media live when nothing else is set."""
+    # As root, pgserver opens every parent of its data folder to other users;
+    # /var/lib/vq keeps that away from /root.
+    if os.geteuid() == 0:
+        return Path("/var/lib/vq")
     return Path(platformdirs.user_data_dir("vq", appauthor=False))
 
 

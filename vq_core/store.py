@@ -380,3 +380,17 @@ class Store:
     async def throughput_series(self) -> list[dict[str, Any]]:
         """Per-minute completions over the last hour."""
         return await throughput_series(self.pool)
+
+    # -- service health -----------------------------------------------------------
+
+    async def record_service_health(
+        self, service: str, healthy: bool, detail: str | None, job_types: Sequence[str]
+    ) -> None:
+        """Store the latest health check of a video service."""
+        await self.pool.execute(
+            sql("record_service_health"), service, healthy, detail, list(job_types)
+        )
+
+    async def list_service_health(self) -> list[dict[str, Any]]:
+        """The latest health check of every service."""
+        return [dict(r) for r in await self.pool.fetch(sql("list_service_health"))]

@@ -74,6 +74,17 @@ CREATE TABLE vq.workers (
     consecutive_failures integer NOT NULL DEFAULT 0
 );
 
+-- The last health check of each video service, as the workers saw it; read by
+-- the alert rules and the admin page.
+CREATE TABLE vq.service_health (
+    service      text PRIMARY KEY,
+    healthy      boolean NOT NULL,
+    checked_at   timestamptz NOT NULL DEFAULT now(),
+    changed_at   timestamptz NOT NULL DEFAULT now(),
+    detail       text,
+    job_types    text[] NOT NULL DEFAULT '{}'
+);
+
 -- One notification per statement, not per row: a batch of 10,000 jobs wakes
 -- the workers once.
 CREATE FUNCTION vq.notify_jobs_inserted() RETURNS trigger LANGUAGE plpgsql AS $$
