@@ -375,3 +375,91 @@ ON CONFLICT (service) DO UPDATE
 -- Every service's latest health check.
 SELECT service, healthy, checked_at, changed_at, detail, job_types
   FROM vq.service_health ORDER BY service;
+
+-- create_user --
+-- Add a user with an argon2 password hash; NULL when the name is taken.
+INSERT INTO vq.users (username, password_hash, role) VALUES ($1, $2, $3)
+ON CONFLICT (username) DO NOTHING
+RETURNING id, username, role, created_at, disabled;
+
+-- any_user --
+-- Whether the users table holds anyone (the first start creates an admin otherwise).
+SELECT EXISTS (SELECT 1 FROM vq.users);
+
+-- create_first_admin --
+-- Add the first user as admin only while there is no user at all (NULL otherwise).
+INSERT INTO vq.users (username, password_hash, role)
+SELECT $1, $2, 'admin' WHERE NOT EXISTS (SELECT 1 FROM vq.users)
+ON CONFLICT (username) DO NOTHING
+RETURNING id;
+
+-- get_user_for_login --
+-- A user's hash, role and disabled flag, to check a password or a session.
+SELECT id, username, password_hash, role, disabled FROM vq.users WHERE username = $1;
+
+-- update_user --
+-- Change a user's password hash, role or disabled flag (NULL keeps the current value).
+UPDATE vq.users
+   SET password_hash = coalesce($2, password_hash),
+       role = coalesce($3, role),
+       disabled = coalesce($4, disabled)
+ WHERE username = $1
+RETURNING id, username, role, created_at, disabled;
+
+-- list_users --
+-- Every user, without password hashes.
+SELECT id, username, role, created_at, disabled FROM vq.users ORDER BY username;
+
+-- create_token --
+-- Add an API token by its sha256; NULL when a live token already has this name.
+INSERT INTO vq.api_tokens (name, token_hash, role) VALUES ($1, $2, $3)
+ON CONFLICT (name) WHERE NOT revoked DO NOTHING
+RETURNING id, name, role, created_at, last_used_at, revoked;
+
+-- get_token_by_hash --
+-- The live token with this sha256, if any.
+SELECT id, name, role, last_used_at FROM vq.api_tokens WHERE token_hash = $1 AND NOT revoked;
+
+-- touch_token --
+-- Record a token's use, at most once a minute so busy clients do not write on every call.
+UPDATE vq.api_tokens SET last_used_at = now()
+ WHERE id = $1 AND (last_used_at IS NULL OR last_used_at < now() - interval '1 minute');
+
+-- list_tokens --
+-- Every token, without hashes.
+SELECT id, name, role, created_at, last_used_at, revoked FROM vq.api_tokens ORDER BY id;
+
+-- revoke_token --
+-- Revoke a live token by id or by name.
+UPDATE vq.api_tokens SET revoked = true
+ WHERE NOT revoked AND (id = $1::bigint OR name = $2::text)
+RETURNING id, name, role, created_at, last_used_at, revoked;
+
+-- count_login_failures --
+-- Failed logins of a username from an address within the last $3 seconds, and the oldest one.
+SELECT count(*) AS n, extract(epoch FROM now() - min(at))::float8 AS oldest_age_s
+  FROM vq.login_failures
+ WHERE username = $1 AND ip = $2 AND at > now() - make_interval(secs => $3::float8);
+
+-- record_login_failure --
+-- Remember a failed login and forget failures older than $3 seconds (keeps the table small).
+WITH pruned AS (
+    DELETE FROM vq.login_failures WHERE at < now() - make_interval(secs => $3::float8)
+)
+INSERT INTO vq.login_failures (username, ip) VALUES ($1, $2);
+
+-- clear_login_failures --
+-- A successful login wipes the failures of that username from that address.
+DELETE FROM vq.login_failures WHERE username = $1 AND ip = $2;
+
+-- ensure_app_secret --
+-- Store a secret unless one with this name exists; return the stored value either way.
+WITH inserted AS (
+    INSERT INTO vq.app_secrets (name, value) VALUES ($1, $2)
+    ON CONFLICT (name) DO NOTHING
+    RETURNING value
+)
+SELECT value FROM inserted
+UNION ALL
+SELECT value FROM vq.app_secrets WHERE name = $1
+LIMIT 1;
