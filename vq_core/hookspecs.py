@@ -34,6 +34,7 @@ def vq_register_services(settings: Settings) -> list[VideoService]:
         ``settings.plugin_settings("your-name")``.
     :return: service objects implementing ``vq_core.services.VideoService``.
     """
+    raise NotImplementedError
 
 
 @hookspec(firstresult=True)
@@ -85,6 +86,7 @@ def vq_register_alert_sinks(settings: Settings) -> list[AlertSink]:
     :param settings: the running configuration.
     :return: objects implementing ``vq_core.alerts_model.AlertSink``.
     """
+    raise NotImplementedError
 
 
 @hookspec
@@ -103,3 +105,4 @@ def vq_web_server(settings: Settings, store: Store) -> WebServer | None:
     :param store: the store the pages and routes must use.
     :return: an object implementing ``vq_core.web.WebServer``, or ``None``.
     """
+    raise NotImplementedError

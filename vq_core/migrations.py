@@ -10,6 +10,7 @@ import asyncpg
 
 # Any constant works; it only has to be the same for every vq process.
 MIGRATION_LOCK_ID = 0x7651_0001
+Conn = asyncpg.Connection | asyncpg.pool.PoolConnectionProxy
 _FILE = re.compile(r"^(\d{4})_([a-z0-9_]+)\.sql$")
 
 _CREATE_TABLE = """
@@ -46,7 +47,7 @@ def available_migrations() -> list[Migration]:
     return found
 
 
-async def applied_versions(conn: asyncpg.Connection) -> set[int]:
+async def applied_versions(conn: Conn) -> set[int]:
     """Versions already recorded in the database (empty before the first migration)."""
     exists = await conn.fetchval("SELECT to_regclass('vq.schema_migrations') IS NOT NULL")
     if not exists:
@@ -55,13 +56,13 @@ async def applied_versions(conn: asyncpg.Connection) -> set[int]:
     return {r["version"] for r in rows}
 
 
-async def pending_migrations(conn: asyncpg.Connection) -> list[Migration]:
+async def pending_migrations(conn: Conn) -> list[Migration]:
     """Migrations not yet applied to this database."""
     done = await applied_versions(conn)
     return [m for m in available_migrations() if m.version not in done]
 
 
-async def migrate(conn: asyncpg.Connection) -> list[Migration]:
+async def migrate(conn: Conn) -> list[Migration]:
     """Apply pending migrations, each in its own transaction, and return those applied.
 
     A session advisory lock serialises concurrent callers: the second waits, then

@@ -25,6 +25,7 @@ async def collect_stats(pool: asyncpg.Pool) -> dict[str, Any]:
         counts = await conn.fetch(sql("count_by_status_type_priority"))
         depth = await conn.fetchrow(sql("queue_depth"))
         windows = await conn.fetchrow(sql("finished_windows"))
+    assert depth is not None and windows is not None  # aggregates always return a row
     by_status: Counter[str] = Counter({s.value: 0 for s in JobStatus})
     by_type: dict[str, Counter[str]] = {}
     by_priority: dict[str, Counter[str]] = {}

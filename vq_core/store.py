@@ -239,7 +239,11 @@ class Store:
         return await self.get_job(job_id)
 
     async def _explain_refusal(
-        self, conn: asyncpg.Connection, job_id: uuid.UUID, action: str, allowed: str
+        self,
+        conn: asyncpg.Connection | asyncpg.pool.PoolConnectionProxy,
+        job_id: uuid.UUID,
+        action: str,
+        allowed: str,
     ) -> None:
         row = await conn.fetchrow(sql("get_job"), job_id)
         if row is None:
