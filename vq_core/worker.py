@@ -71,6 +71,8 @@ class Worker:
         self._maybe_more = False
         self._listener: asyncpg.Connection | None = None
         self._flush_wanted = asyncio.Event()
+        # Held while a batch is written, so shutdown waits for a write in progress.
+        self._flush_lock = asyncio.Lock()
         self.started = asyncio.Event()
 
     # -- life cycle ---------------------------------------------------------------
@@ -297,6 +299,10 @@ class Worker:
 
     async def flush(self) -> None:
         """Write buffered completions in one statement; on a database error keep them and retry."""
+        async with self._flush_lock:
+            await self._write_completions()
+
+    async def _write_completions(self) -> None:
         backoff = 0.05
         while self.completions:
             batch, self.completions = self.completions, []

@@ -1,0 +1,54 @@
+# The two commands of the README: `make run` and `make test`.
+# Both create .venv with the project and its dependencies when it is missing or stale.
+
+PYTHON ?= python3
+VENV := .venv
+BIN := $(VENV)/bin
+STAMP := $(VENV)/.installed
+PYTEST_WORKERS ?= 2
+
+.PHONY: run test lint unit browser contract e2e load bench clean
+
+$(STAMP): pyproject.toml
+	@test -x $(BIN)/python || $(PYTHON) -m venv $(VENV)
+	$(BIN)/python -m pip install --quiet --upgrade pip
+	$(BIN)/python -m pip install --quiet -e '.[dev]'
+	@touch $(STAMP)
+
+## run: set up, migrate and run vq (embedded PostgreSQL unless VQ_DATABASE_URL is set)
+run: $(STAMP)
+	$(BIN)/vq run
+
+## test: set up and run every check: lint, types, layers, unit, integration, contract, browser, e2e
+test: $(STAMP) chromium lint
+	$(BIN)/python -m pytest -n $(PYTEST_WORKERS) tests contract_tests
+
+lint: $(STAMP)
+	$(BIN)/ruff check vq_core vq_plugins vq_ui tests contract_tests load
+	$(BIN)/mypy
+	$(BIN)/lint-imports
+
+unit: $(STAMP)
+	$(BIN)/python -m pytest -n $(PYTEST_WORKERS) tests -m "not browser and not e2e"
+
+browser: $(STAMP) chromium
+	$(BIN)/python -m pytest tests -m browser
+
+contract: $(STAMP)
+	$(BIN)/python -m pytest contract_tests
+
+# Browser tests need Debian's Chromium and ChromeDriver (browsers cannot be downloaded).
+chromium:
+	@if ! command -v chromium >/dev/null || ! command -v chromedriver >/dev/null; then \
+	  if [ "$$(id -u)" = 0 ]; then \
+	    (apt-get update -qq && DEBIAN_FRONTEND=noninteractive apt-get install -y -qq chromium chromium-driver) >/dev/null; \
+	  else \
+	    echo "chromium and chromium-driver are missing: sudo apt-get install -y chromium chromium-driver" >&2; exit 1; \
+	  fi; \
+	fi
+
+bench: $(STAMP)
+	$(BIN)/python load/bench_queue.py
+
+clean:
+	rm -rf $(VENV) .tox .mypy_cache .ruff_cache
