@@ -1,0 +1,96 @@
+"""Migrations: applied in order, recorded, idempotent, safe from two processes at once."""
+
+from __future__ import annotations
+
+import asyncio
+import json
+
+from vq_core import db, migrations
+from vq_core.queries import parse_queries, queries, sql
+
+
+async def test_migrate_applies_all_then_nothing(empty_dsn: str) -> None:
+    conn = await db.connect(empty_dsn)
+    try:
+        applied = await migrations.migrate(conn)
+        assert [m.version for m in applied] == [m.version for m in migrations.available_migrations()]
+        assert await migrations.migrate(conn) == []
+        assert await migrations.pending_migrations(conn) == []
+        tables = {
+            r["table_name"]
+            for r in await conn.fetch(
+                "SELECT table_name FROM information_schema.tables WHERE table_schema = 'vq'"
+            )
+        }
+        assert {"jobs", "job_events", "job_queue_config", "workers", "schema_migrations"} <= tables
+    finally:
+        await conn.close()
+
+
+async def test_concurrent_migrations_do_not_collide(empty_dsn: str) -> None:
+    conns = [await db.connect(empty_dsn) for _ in range(4)]
+    try:
+        results = await asyncio.gather(*(migrations.migrate(c) for c in conns))
+        applied = [m.version for r in results for m in r]
+        assert sorted(applied) == [m.version for m in migrations.available_migrations()]
+        rows = await conns[0].fetch("SELECT version FROM vq.schema_migrations ORDER BY version")
+        assert [r["version"] for r in rows] == sorted(applied)
+    finally:
+        for c in conns:
+            await c.close()
+
+
+def test_migration_versions_are_contiguous() -> None:
+    versions = [m.version for m in migrations.available_migrations()]
+    assert versions == list(range(1, len(versions) + 1))
+
+
+def test_every_query_parses_and_names_are_unique() -> None:
+    names = queries()
+    assert "claim_jobs" in names and "enqueue_jobs" in names
+    assert all(sql_text.strip() for sql_text in names.values())
+
+
+def test_parse_queries_rejects_duplicates() -> None:
+    import pytest
+
+    with pytest.raises(ValueError, match="twice"):
+        parse_queries("-- a --\nSELECT 1;\n-- a --\nSELECT 2;")
+
+
+async def test_claim_uses_the_partial_index(dsn: str) -> None:
+    """The claim must walk jobs_claim_idx, not scan the table (pgqueuer's habit)."""
+    conn = await db.connect(dsn)
+    try:
+        await conn.execute(
+            "INSERT INTO vq.jobs (job_type, status, priority) "
+            "SELECT 'noop', (ARRAY['completed','failed','queued'])[1 + g % 3]::vq.job_status, g % 4"
+            " FROM generate_series(1, 30000) g"
+        )
+        await conn.execute("ANALYZE vq.jobs")
+        # EXPLAIN without ANALYZE plans the UPDATE without running it.
+        plan = await conn.fetchval(
+            "EXPLAIN (FORMAT JSON) " + sql("claim_jobs"), "w", ["noop"], 10, 30.0
+        )
+        assert "jobs_claim_idx" in json.dumps(plan)
+        assert '"Relation Name": "jobs"' not in _seq_scans(plan)
+    finally:
+        await conn.close()
+
+
+def _seq_scans(plan: object) -> str:
+    """The JSON of every Seq Scan node in a plan."""
+    found: list[object] = []
+
+    def walk(node: object) -> None:
+        if isinstance(node, dict):
+            if node.get("Node Type") == "Seq Scan":
+                found.append(node)
+            for value in node.values():
+                walk(value)
+        elif isinstance(node, list):
+            for value in node:
+                walk(value)
+
+    walk(plan)
+    return json.dumps(found)
