@@ -1,0 +1,199 @@
+"""vq's queue benchmark, run beside the bare-SQL baseline on the same database server.
+
+Measures, through the real store and one real `vq worker` process:
+- enqueue rate, batched (enqueue_many) and one job per call;
+- drain rate of pre-enqueued no-op jobs through one worker process, with full
+  bookkeeping (events, leases, worker counters);
+- enqueue-to-start latency (p50/p95/p99) at a steady submission rate.
+Then runs ../shared/bench/bare_sql_queue.py (enqueue and drain) against the same
+server and prints one JSON document with vq's numbers, the baseline's and the ratios.
+
+Usage: python load/bench_queue.py [--server postgresql://postgres@127.0.0.1:5432/postgres]
+       [--n 20000] [--concurrency 200] [--rate 200] [--seconds 10]
+"""
+
+from __future__ import annotations
+
+import argparse
+import asyncio
+import json
+import os
+import statistics
+import subprocess
+import sys
+import time
+from pathlib import Path
+from typing import Any
+
+import asyncpg
+
+from vq_core import db, migrations
+from vq_core.models import NewJob
+from vq_core.store import Store
+
+ROOT = Path(__file__).resolve().parent.parent
+BARE_SQL = ROOT.parent / "shared" / "bench" / "bare_sql_queue.py"
+
+
+def dsn_for(server: str, name: str) -> str:
+    return server.rsplit("/", 1)[0] + "/" + name
+
+
+async def fresh_database(server: str, name: str) -> str:
+    conn = await asyncpg.connect(server)
+    try:
+        await conn.execute(f'DROP DATABASE IF EXISTS "{name}" WITH (FORCE)')
+        await conn.execute(f'CREATE DATABASE "{name}"')
+    finally:
+        await conn.close()
+    return dsn_for(server, name)
+
+
+async def fresh_store(server: str) -> tuple[Store, str]:
+    dsn = await fresh_database(server, "vq_bench")
+    conn = await db.connect(dsn)
+    await migrations.migrate(conn)
+    await conn.close()
+    return Store(await db.create_pool(dsn, min_size=2, max_size=4)), dsn
+
+
+async def truncate(store: Store) -> None:
+    await store.pool.execute("TRUNCATE vq.jobs, vq.job_events, vq.workers")
+    await store.pool.execute("VACUUM ANALYZE vq.jobs")
+
+
+async def bench_enqueue(store: Store, n: int, batch: int) -> dict[str, Any]:
+    await truncate(store)
+    t0 = time.perf_counter()
+    for i in range(0, n, batch):
+        await store.enqueue_many([NewJob("noop", {"i": j}) for j in range(i, min(n, i + batch))])
+    dt = time.perf_counter() - t0
+    return {"op": "enqueue_batch", "n": n, "batch": batch, "sec": round(dt, 3),
+            "jobs_per_s": round(n / dt, 1)}
+
+
+async def bench_enqueue_single(store: Store, n: int) -> dict[str, Any]:
+    await truncate(store)
+    t0 = time.perf_counter()
+    for i in range(n):
+        await store.enqueue(NewJob("noop", {"i": i}))
+    dt = time.perf_counter() - t0
+    return {"op": "enqueue_single", "n": n, "sec": round(dt, 3), "jobs_per_s": round(n / dt, 1)}
+
+
+def start_worker(dsn: str, concurrency: int, poll: float = 1.0) -> subprocess.Popen[bytes]:
+    env = dict(os.environ, VQ_DATABASE_URL=dsn, VQ_POLL_INTERVAL=str(poll),
+               VQ_CONFIG="/nonexistent/vq.toml", VQ_LOG_LEVEL="WARNING")
+    return subprocess.Popen(
+        [sys.executable, "-m", "vq_core.cli", "worker", "--concurrency", str(concurrency)],
+        env=env,
+    )
+
+
+async def wait_registered(store: Store, timeout: float = 60) -> None:
+    deadline = time.monotonic() + timeout
+    while not await store.list_workers():
+        if time.monotonic() > deadline:
+            raise RuntimeError("the worker did not start")
+        await asyncio.sleep(0.05)
+
+
+async def stop(proc: subprocess.Popen[bytes]) -> None:
+    proc.terminate()
+    await asyncio.to_thread(proc.wait, 60)
+
+
+async def bench_drain(store: Store, dsn: str, n: int, concurrency: int) -> dict[str, Any]:
+    await truncate(store)
+    for i in range(0, n, 5000):
+        await store.enqueue_many([NewJob("noop") for _ in range(i, min(n, i + 5000))])
+    await store.pool.execute("VACUUM ANALYZE vq.jobs")
+    proc = start_worker(dsn, concurrency)
+    try:
+        while await store.pool.fetchval(
+            "SELECT count(*) FROM vq.jobs WHERE status <> 'completed'"
+        ):
+            await asyncio.sleep(0.1)
+    finally:
+        await stop(proc)
+    # Timed by the database's own clock, from the first claim to the last completion,
+    # so the worker's start-up is not counted.
+    sec = await store.pool.fetchval(
+        "SELECT extract(epoch FROM max(completed_at) - min(started_at)) FROM vq.jobs"
+    )
+    events = await store.pool.fetchval("SELECT count(*) FROM vq.job_events")
+    return {"op": "drain", "n": n, "concurrency": concurrency, "sec": round(float(sec), 3),
+            "jobs_per_s": round(n / float(sec), 1), "events_written": events}
+
+
+async def bench_latency(store: Store, dsn: str, rate: float, seconds: float) -> dict[str, Any]:
+    await truncate(store)
+    proc = start_worker(dsn, 50, poll=1.0)
+    try:
+        await wait_registered(store)
+        n = int(rate * seconds)
+        t0 = time.perf_counter()
+        for i in range(n):
+            delay = t0 + i / rate - time.perf_counter()
+            if delay > 0:
+                await asyncio.sleep(delay)  # pacing the producer at a steady rate
+            await store.enqueue(NewJob("noop"))
+        while await store.pool.fetchval("SELECT count(*) FROM vq.jobs WHERE started_at IS NULL"):
+            await asyncio.sleep(0.05)
+    finally:
+        await stop(proc)
+    rows = await store.pool.fetch(
+        "SELECT extract(epoch FROM started_at - created_at) * 1000 AS ms FROM vq.jobs"
+    )
+    lat = sorted(float(r["ms"]) for r in rows)
+
+    def pct(p: float) -> float:
+        return round(lat[min(len(lat) - 1, int(p * len(lat)))], 2)
+
+    return {"op": "latency", "jobs": len(lat), "rate": rate, "p50_ms": pct(0.5),
+            "p95_ms": pct(0.95), "p99_ms": pct(0.99), "max_ms": round(lat[-1], 2),
+            "mean_ms": round(statistics.fmean(lat), 2)}
+
+
+def bare_sql(server: str, *args: str) -> dict[str, Any]:
+    env = dict(os.environ, BARE_SQL_DSN=dsn_for(server, "bare_sql_bench"))
+    out = subprocess.run([sys.executable, str(BARE_SQL), *args], env=env, check=True,
+                         capture_output=True, text=True).stdout
+    return dict(json.loads(out.strip().splitlines()[-1]))
+
+
+async def main(args: argparse.Namespace) -> None:
+    results: dict[str, Any] = {"vq": {}, "bare_sql": {}, "ratios": {}}
+    store, dsn = await fresh_store(args.server)
+    try:
+        results["vq"]["enqueue_batch"] = await bench_enqueue(store, args.n, 1000)
+        results["vq"]["enqueue_single"] = await bench_enqueue_single(store, args.single)
+        results["vq"]["drain"] = await bench_drain(store, dsn, args.n, args.concurrency)
+        results["vq"]["latency"] = await bench_latency(store, dsn, args.rate, args.seconds)
+    finally:
+        await store.close()
+    if BARE_SQL.exists():
+        await fresh_database(args.server, "bare_sql_bench")
+        results["bare_sql"]["enqueue"] = bare_sql(args.server, "enqueue", "--n", str(args.n),
+                                                  "--batch", "1000")
+        results["bare_sql"]["drain"] = bare_sql(args.server, "drain", "--n", str(args.n),
+                                                "--claim", "50", "--workers", "2")
+        vq, bare = results["vq"], results["bare_sql"]
+        results["ratios"] = {
+            "drain_vq_over_bare": round(vq["drain"]["jobs_per_s"] / bare["drain"]["jobs_per_s"], 3),
+            "enqueue_vq_over_bare": round(
+                vq["enqueue_batch"]["jobs_per_s"] / bare["enqueue"]["jobs_per_s"], 3),
+        }
+    print(json.dumps(results, indent=2))
+
+
+if __name__ == "__main__":
+    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    parser.add_argument("--server", default=os.environ.get(
+        "VQ_BENCH_SERVER", "postgresql://postgres@127.0.0.1:5432/postgres"))
+    parser.add_argument("--n", type=int, default=20000)
+    parser.add_argument("--single", type=int, default=2000)
+    parser.add_argument("--concurrency", type=int, default=200)
+    parser.add_argument("--rate", type=float, default=200)
+    parser.add_argument("--seconds", type=float, default=10)
+    asyncio.run(main(parser.parse_args()))
