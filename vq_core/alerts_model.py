@@ -18,6 +18,9 @@ class Alert:
     first_seen: datetime
     last_seen: datetime
     details: dict[str, Any] = field(default_factory=dict)
+    resolved_at: datetime | None = None
+    #: How many notifications of this alert were sent, this one included (2+ = a repeat).
+    send_count: int = 1
 
 
 @runtime_checkable

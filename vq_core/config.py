@@ -7,7 +7,14 @@ from pathlib import Path
 from typing import Any
 
 import platformdirs
-from pydantic import Field, ValidationError, field_validator
+from pydantic import (
+    BaseModel,
+    ConfigDict,
+    Field,
+    NonNegativeInt,
+    ValidationError,
+    field_validator,
+)
 from pydantic_settings import (
     BaseSettings,
     PydanticBaseSettingsSource,
@@ -27,6 +34,29 @@ def default_data_dir() -> Path:
     if os.geteuid() == 0:
         return Path("/var/lib/vq")
     return Path(platformdirs.user_data_dir("vq", appauthor=False))
+
+
+class AlertSettings(BaseModel):
+    """Alert rules' thresholds and delivery (``[alerts]`` in vq.toml, ``VQ_ALERTS__KEY``)."""
+
+    model_config = ConfigDict(extra="forbid")
+
+    enabled: bool = True
+    interval: float = Field(default=10.0, gt=0, description="seconds between rule checks")
+    cooldown: float = Field(default=900.0, ge=0, description="seconds before a repeat")
+    queue_depth: int = Field(default=20, ge=0, description="ready jobs of one type")
+    depth_thresholds: dict[str, NonNegativeInt] = Field(
+        default_factory=dict, description="job type -> its own queue_depth"
+    )
+    worker_failures: int = Field(default=3, ge=1, description="failed attempts in a row")
+    oldest_queued_s: float = Field(default=900.0, gt=0, description="wait of a ready job")
+    failure_rate: float = Field(default=0.5, ge=0, le=1, description="failed / finished")
+    failure_window_s: float = Field(default=900.0, gt=0)
+    failure_min_jobs: int = Field(default=10, ge=1, description="finished jobs to judge a rate")
+    sink_timeout: float = Field(default=5.0, gt=0, description="seconds per delivery attempt")
+    sink_attempts: int = Field(default=3, ge=1)
+    sink_retry_delay: float = Field(default=0.5, ge=0)
+    keep_resolved_days: float = Field(default=30.0, gt=0)
 
 
 class Settings(BaseSettings):
@@ -72,6 +102,7 @@ class Settings(BaseSettings):
         default_factory=dict, description="job type -> service name overrides"
     )
     plugin_config: dict[str, dict[str, Any]] = Field(default_factory=dict)
+    alerts: AlertSettings = Field(default_factory=AlertSettings)
     log_json: bool = False
     log_level: str = "INFO"
 

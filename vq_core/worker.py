@@ -24,6 +24,7 @@ import asyncpg
 import pluggy
 
 from vq_core import db
+from vq_core.alerts import AlertEngine, collect_sinks
 from vq_core.config import Settings
 from vq_core.errors import ServiceError
 from vq_core.execution import JobRunner
@@ -62,6 +63,7 @@ class Worker:
             services, settings.services, settings.breaker_threshold, settings.breaker_cooldown
         )
         self.runner = JobRunner(self, pm)
+        self.alerts = AlertEngine(store, settings, collect_sinks(pm, settings))
         self.tasks: dict[uuid.UUID, asyncio.Task[None]] = {}
         self.jobs: dict[uuid.UUID, ClaimedJob] = {}
         self.completions: list[tuple[uuid.UUID, dict[str, Any]]] = []
@@ -116,6 +118,7 @@ class Worker:
             Periodic("recover-leases", s.lease_recovery_interval, self.recover_leases),
             Periodic("refresh-config", max(s.poll_interval, 5.0), self.refresh_config),
             Periodic("health-checks", s.health_check_interval, self.check_health),
+            Periodic("alerts", s.alerts.interval, self.alerts.tick),
         ]
 
     async def _claim_loop(self, stop: asyncio.Event) -> None:

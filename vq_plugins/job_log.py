@@ -1,0 +1,61 @@
+"""The ``job_log`` plugin: one log line per step of a job's life.
+
+Each line carries ``job_id`` and ``event`` (and the job type, attempt, worker,
+error category...) as ``extra`` fields, so with ``--log-json`` a job is followed
+with ``jq 'select(.job_id == "...")'`` across every worker's log.
+"""
+
+from __future__ import annotations
+
+import logging
+import uuid
+from typing import Any
+
+from vq_core import hookimpl
+
+log = logging.getLogger("vq.job.events")
+
+# Detail fields copied into the record (scalars only: a log line is no place for a
+# whole result or stack trace, and these names cannot clash with LogRecord's own).
+FIELDS = (
+    "job_type", "attempt", "worker_id", "category", "error", "retry_in_s", "duration_s",
+    "wait_s", "percent", "stage", "video_url", "service", "reason",
+)
+LEVELS = {"failed": logging.WARNING, "retry_scheduled": logging.WARNING}
+
+
+def describe(event: str, details: dict[str, Any]) -> str:
+    """The human part of the line."""
+    d = details
+    attempt = f" attempt {d['attempt']}" if "attempt" in d else ""
+    if event == "claimed":
+        return f"claimed by {d.get('worker_id')}{attempt} after {d.get('wait_s', 0):.3f}s queued"
+    if event == "progress":
+        return f"progress {d.get('percent', 0):.0f}% {d.get('stage', '')}".rstrip()
+    if event == "verified":
+        return f"video verified: {d.get('video_url')}"
+    if event == "completed":
+        took = f" in {d['duration_s']:.3f}s" if "duration_s" in d else ""
+        return f"completed{took}"
+    if event == "retry_scheduled":
+        return (
+            f"failed{attempt} ({d.get('category')}: {d.get('error')}); "
+            f"retry in {d.get('retry_in_s', 0):.1f}s"
+        )
+    if event == "failed":
+        return f"failed for good{attempt} ({d.get('category')}: {d.get('error')})"
+    return event.replace("_", " ")
+
+
+@hookimpl
+def vq_job_event(job_id: uuid.UUID, event: str, details: dict[str, Any]) -> None:
+    """Log one event of a job."""
+    level = LEVELS.get(event, logging.INFO)
+    if not log.isEnabledFor(level):
+        return
+    extra: dict[str, Any] = {"job_id": str(job_id), "event": event}
+    for key in FIELDS:
+        value = details.get(key)
+        if value is not None:
+            extra[key] = value
+    log.log(level, "job %s: %s", job_id, describe(event, details), extra=extra)
