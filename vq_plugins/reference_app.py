@@ -21,11 +21,11 @@ from collections import deque
 from collections.abc import Awaitable, Callable
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import Annotated, Any, Literal
+from typing import Any
 from urllib.parse import urlsplit
 
 import httpx
-from pydantic import BaseModel, Field, StringConstraints, ValidationError
+from pydantic import BaseModel, ValidationError
 from starlette.applications import Starlette
 from starlette.requests import Request
 from starlette.responses import FileResponse, HTMLResponse, JSONResponse, Response
@@ -33,6 +33,7 @@ from starlette.routing import Route
 from starlette.types import Receive, Scope, Send
 
 from vq_plugins import render_engine
+from vq_plugins.reference_contracts import ComposeRequest, ManimRequest, RenderRequest
 from vq_plugins.reference_faults import (
     FAULT_HEADER,
     FAULT_QUERY,
@@ -43,51 +44,7 @@ from vq_plugins.reference_faults import (
     parse_fault_spec,
 )
 
-Text = Annotated[str, StringConstraints(strip_whitespace=True, min_length=1, max_length=5000)]
-Word = Annotated[str, StringConstraints(strip_whitespace=True, min_length=1, max_length=100)]
 _MEDIA_NAME = re.compile(r"[A-Za-z0-9][A-Za-z0-9._-]{0,200}")
-
-
-class RenderRequest(BaseModel):
-    """Orchestrator ``POST /render``."""
-
-    job_id: Word
-    job_type: Word = "doubt"
-    input: Text
-    style: Word = "detailed"
-    length: float = Field(default=60.0, gt=0, le=600)
-    voice: Word = "default"
-
-
-class ManimRequest(BaseModel):
-    """Manim ``POST /render``."""
-
-    scene_type: Literal["diagram"]
-    content: Text
-    style: Word = "detailed"
-
-
-class Segment(BaseModel):
-    """One segment of a Revideo composition."""
-
-    type: Literal["intro", "manim", "narration", "outro"]
-    duration: float | None = Field(default=None, gt=0, le=120)
-    url: str | None = Field(default=None, max_length=2000)
-    text: Text | None = None
-
-
-class Audio(BaseModel):
-    """Narration audio settings (accepted; the reference renders silent video)."""
-
-    voice: Word = "default"
-    speed: float = Field(default=1.0, gt=0, le=4)
-
-
-class ComposeRequest(BaseModel):
-    """Revideo ``POST /compose``."""
-
-    segments: list[Segment] = Field(min_length=1, max_length=50)
-    audio: Audio = Field(default_factory=Audio)
 
 
 @dataclass
@@ -206,6 +163,18 @@ async def _cached(
         return state.cache[(kind, key)]
 
 
+async def _pause(request: Request, seconds: float) -> bool:
+    """Wait ``seconds``; False as soon as the client hangs up (a client timeout), so a
+    stopping server is not held by a sleep nobody waits for."""
+    await request.body()  # cached for the handler; the next receive() waits for a hang-up
+    gone = asyncio.ensure_future(request.receive())
+    done, _ = await asyncio.wait({gone}, timeout=seconds)
+    if done:
+        return gone.result().get("type") != "http.disconnect"
+    gone.cancel()
+    return True
+
+
 async def _serve(request: Request, kind: str, model: type[BaseModel], work: Work) -> Response:
     """The common life of a service request: faults, validation, idempotent work."""
     state: ReferenceState = request.app.state.reference
@@ -220,8 +189,9 @@ async def _serve(request: Request, kind: str, model: type[BaseModel], work: Work
         entry["status"] = 400
         return _error(400, f"X-Fault: {exc}")
     entry["faults"] = faults.model_dump(exclude_defaults=True)
-    if faults.latency_s:
-        await asyncio.sleep(faults.latency_s)
+    if faults.latency_s and not await _pause(request, faults.latency_s):
+        entry["status"] = "client gone"
+        return _error(499, "client closed the connection")
     response = _fault_response(faults, state)
     try:
         if response is None:

@@ -1,10 +1,10 @@
 """Fault injection for the reference services: what a misbehaving peer does.
 
 A request carries its own faults in an ``X-Fault`` header (or a ``fault`` query
-parameter), written ``key=value`` pairs separated by ``;`` or ``,``; a bare key means
-true: ``X-Fault: status=429; retry_after=3`` or ``?fault=drop_connection``. Without
-one, the global faults set by ``POST /_faults`` (a JSON object of the same keys) apply,
-optionally to the next ``times`` service requests only.
+parameter), written ``key=value`` pairs separated by ``;`` (not commas: an HTTP date in
+``retry_after`` has one); a bare key means true: ``X-Fault: status=429; retry_after=3``
+or ``?fault=drop_connection``. Without one, the global faults set by ``POST /_faults``
+(a JSON object of the same keys) apply, optionally to the next ``times`` requests only.
 """
 
 from __future__ import annotations
@@ -58,9 +58,9 @@ class FaultError(ValueError):
 
 
 def parse_fault_spec(spec: str) -> Faults:
-    """Parse ``"status=429; retry_after=3"`` (``;`` or ``,`` between pairs)."""
+    """Parse ``"status=429; retry_after=3"`` (``;`` between pairs)."""
     fields: dict[str, Any] = {}
-    for part in spec.replace(",", ";").split(";"):
+    for part in spec.split(";"):
         part = part.strip()
         if not part:
             continue

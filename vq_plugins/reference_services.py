@@ -18,9 +18,12 @@ free port. It needs the ``render`` extra and Starlette + uvicorn (the ``ui`` ext
 from __future__ import annotations
 
 import asyncio
+import contextlib
 import json
 import logging
+import signal
 import socket
+import sys
 import threading
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
@@ -216,8 +219,13 @@ def serve_command(
     click.echo(f"reference services on {state.public_url} (media in {media_dir})")
     click.echo(f"  orchestrator base_url    = {state.public_url}")
     click.echo(f"  manim_base_url           = {state.public_url}/manim")
-    click.echo(f"  revideo_base_url         = {state.public_url}/revideo")
-    asyncio.run(server.serve(sockets=[sock]))
+    click.echo(f"  revideo_base_url         = {state.public_url}/revideo", nl=True)
+    sys.stdout.flush()
+    # uvicorn stops on SIGINT/SIGTERM, then re-raises the signal; both end here quietly.
+    signal.signal(signal.SIGTERM, signal.default_int_handler)
+    with contextlib.suppress(KeyboardInterrupt):
+        asyncio.run(server.serve(sockets=[sock]))
+    click.echo("reference services stopped")
 
 
 def set_remote_faults(base_url: str, **faults: Any) -> dict[str, Any]:
