@@ -9,7 +9,8 @@ changing their password takes effect at once.
 
 Settings (``[plugin_config.ui]`` in vq.toml or ``VQ_PLUGIN_CONFIG__UI__KEY``):
 ``session_max_age_s`` (43200), ``login_max_failures`` (5), ``login_window_s`` (300),
-``cookie_secure`` (false; the cookie is Secure anyway when the request came over https).
+``cookie_secure`` (false; the cookie is Secure anyway when the request came over https),
+``metrics_public`` (false: ``/api/v1/metrics`` needs a token or a session).
 """
 
 from __future__ import annotations
@@ -61,6 +62,7 @@ class AuthConfig(BaseModel):
     login_max_failures: int = Field(default=5, ge=1)
     login_window_s: float = Field(default=300.0, gt=0)
     cookie_secure: bool = False
+    metrics_public: bool = False
 
     @classmethod
     def from_settings(cls, settings: Settings) -> AuthConfig:

@@ -1,0 +1,78 @@
+"""The web app: REST API, login, rendered media and (when installed) the admin page.
+
+One FastAPI app holds everything, so a single port serves the page, the API and
+the videos; it keeps no state of its own, so several can run behind a balancer.
+"""
+
+from __future__ import annotations
+
+import importlib
+import logging
+
+from fastapi import FastAPI
+from fastapi.responses import RedirectResponse
+from fastapi.staticfiles import StaticFiles
+
+from vq_core import __version__
+from vq_core.config import Settings
+from vq_core.store import Store
+from vq_ui import api, api_admin, auth
+from vq_ui.api_errors import install_error_handlers
+
+log = logging.getLogger("vq.ui")
+ADMIN_PAGE_MODULE = "vq_ui.admin_page"
+
+
+def create_app(
+    settings: Settings,
+    store: Store,
+    *,
+    session_secret: str | None = None,
+    admin_page: bool = True,
+) -> FastAPI:
+    """Build the app over ``store``.
+
+    :param session_secret: the cookie signing key; ``None`` reads (or creates) it in
+        the database on first use, which is what several instances need to share it.
+    :param admin_page: add the NiceGUI page when installed (False: API and login only).
+    """
+    app = FastAPI(
+        title="vq",
+        version=__version__,
+        description="Job queue for video generation. See docs/api.md.",
+        openapi_url="/api/v1/openapi.json",
+        docs_url="/api/v1/docs",
+        redoc_url=None,
+    )
+    app.state.vq_settings = settings
+    app.state.vq_store = store
+    install_error_handlers(app)
+    auth.install(app, settings, store, session_secret)
+    app.include_router(api.router)
+    app.include_router(api_admin.router)
+    media = settings.resolved_media_dir
+    media.mkdir(parents=True, exist_ok=True)
+    # Public on purpose: clients of the platform fetch result videos by URL.
+    app.mount("/media", StaticFiles(directory=media), name="media")
+
+    @app.get("/", include_in_schema=False)
+    async def root() -> RedirectResponse:
+        return RedirectResponse("/queue", status_code=307)
+
+    # Last: NiceGUI mounts itself at "/", which would shadow anything added after it.
+    if admin_page:
+        register_admin_page(app, settings, store)
+    return app
+
+
+def register_admin_page(app: FastAPI, settings: Settings, store: Store) -> bool:
+    """Add the NiceGUI admin page if ``vq_ui.admin_page`` is installed; False otherwise."""
+    try:
+        module = importlib.import_module(ADMIN_PAGE_MODULE)
+    except ImportError as exc:
+        if exc.name not in (ADMIN_PAGE_MODULE, "nicegui"):
+            raise
+        log.info("admin page not available (%s); serving the API only", exc)
+        return False
+    module.register(app, settings, store)
+    return True
