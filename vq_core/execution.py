@@ -53,7 +53,9 @@ class JobRunner:
             if service is None:
                 raise ServiceError(ErrorCategory.UNKNOWN, f"no service renders {job.job_type!r}")
             timeout = worker.router.timeout_for(job.job_type, worker.settings.default_timeout)
-            result = await asyncio.wait_for(self._render_and_verify(service.name, job), timeout)
+            # asyncio.timeout, unlike wait_for, does not wrap the render in another task.
+            async with asyncio.timeout(timeout):
+                result = await self._render_and_verify(service.name, job)
         except asyncio.CancelledError:
             await self._aborted(job)
             return

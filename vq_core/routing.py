@@ -30,21 +30,39 @@ class Router:
     ) -> None:
         self.services = dict(services)
         self.overrides = dict(overrides)
-        self.queue_config: dict[str, QueueConfig] = {}
+        self._queue_config: dict[str, QueueConfig] = {}
+        self._routes: dict[str, str] | None = None
         self.unhealthy: dict[str, str] = {}
         self.breaker_threshold = breaker_threshold
         self.breaker_cooldown = breaker_cooldown
         self._errors_in_row: dict[str, int] = {}
         self._open_until: dict[str, float] = {}
 
+    @property
+    def queue_config(self) -> dict[str, QueueConfig]:
+        """Per-type configuration from ``vq.job_queue_config``."""
+        return self._queue_config
+
+    @queue_config.setter
+    def queue_config(self, config: dict[str, QueueConfig]) -> None:
+        if config != self._queue_config:
+            self._queue_config = config
+            self._routes = None
+
     def routes(self) -> dict[str, str]:
         """Job type -> service name, for every type some available service renders."""
+        # Looked up for every job; recomputed only when the configuration changes.
+        if self._routes is None:
+            self._routes = self._compute_routes()
+        return self._routes
+
+    def _compute_routes(self) -> dict[str, str]:
         table: dict[str, str] = {}
         for service in self.services.values():
             for job_type in service.job_types:
                 table.setdefault(job_type, service.name)
         table.update(self.overrides)
-        for job_type, config in self.queue_config.items():
+        for job_type, config in self._queue_config.items():
             if config.service:
                 table[job_type] = config.service
         return {t: s for t, s in table.items() if s in self.services}
