@@ -1,0 +1,91 @@
+"""The web server ``vq run`` starts beside the worker: uvicorn on the running event loop."""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+import socket
+import sys
+from collections.abc import Iterator
+
+import uvicorn
+
+from vq_core.config import Settings
+from vq_core.store import Store
+from vq_ui import users
+from vq_ui.app import create_app
+from vq_ui.auth import SECRET_NAME
+
+
+class _Server(uvicorn.Server):
+    """uvicorn without its own signal handling: ``vq run`` owns SIGINT/SIGTERM and stops
+    the web server through the shared ``stop`` event (uvicorn would otherwise re-raise
+    the signal after its shutdown and cut the worker's graceful drain short)."""
+
+    @contextlib.contextmanager
+    def capture_signals(self) -> Iterator[None]:
+        yield
+
+
+def _bind(host: str, port: int) -> socket.socket:
+    family = socket.AF_INET6 if ":" in host else socket.AF_INET
+    sock = socket.socket(family, socket.SOCK_STREAM)
+    sock.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)
+    try:
+        sock.bind((host, port))
+    except OSError:
+        sock.close()
+        raise
+    return sock
+
+
+def first_admin_banner(password: str) -> str:
+    """What ``vq run`` prints, once, after creating the first admin."""
+    return (
+        "vq: created the first user 'admin' with password "
+        f"{password}\n"
+        "    (shown only now; change it with `vq users passwd admin`)"
+    )
+
+
+class WebServer:
+    """The admin page and the API on ``settings.host:settings.port``.
+
+    The socket is bound at construction, so ``url`` is right even for port 0 and a
+    busy port fails before the worker starts.
+    """
+
+    def __init__(self, settings: Settings, store: Store) -> None:
+        self.settings = settings
+        self.store = store
+        self._sock = _bind(settings.host, settings.port)
+        port = self._sock.getsockname()[1]
+        host = f"[{settings.host}]" if ":" in settings.host else settings.host
+        self.url = f"http://{host}:{port}"
+
+    async def serve(self, stop: asyncio.Event) -> None:
+        """Create the first admin if there is no user, then serve until ``stop`` is set."""
+        try:
+            password = await users.ensure_first_admin(self.store)
+            if password is not None:
+                print(first_admin_banner(password), file=sys.stdout, flush=True)
+            secret = await users.shared_secret(self.store, SECRET_NAME)
+            app = create_app(self.settings, self.store, session_secret=secret)
+            config = uvicorn.Config(
+                app,
+                log_level="warning",
+                access_log=False,
+                timeout_graceful_shutdown=5,
+            )
+            server = _Server(config)
+            task = asyncio.create_task(server.serve(sockets=[self._sock]))
+            stopping = asyncio.create_task(stop.wait())
+            await asyncio.wait({task, stopping}, return_when=asyncio.FIRST_COMPLETED)
+            stopping.cancel()
+            server.should_exit = True
+            await task
+            if not stop.is_set():
+                # uvicorn returns instead of raising when start-up fails (port, lifespan).
+                raise RuntimeError(f"the web server on {self.url} stopped unexpectedly")
+        finally:
+            self._sock.close()
