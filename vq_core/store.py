@@ -106,8 +106,10 @@ class Store:
                 if key is not None:
                     first_with_key[key] = i
         batch = [jobs[i] for i in unique]
+        if not first_with_key:
+            return await self._enqueue_unkeyed(batch)
         rows = await self.pool.fetch(
-            sql("enqueue_jobs"),
+            sql("enqueue_jobs_keyed"),
             [uuid.uuid4() for _ in batch],
             [j.job_type for j in batch],
             [int(j.priority) for j in batch],
@@ -135,6 +137,21 @@ class Store:
                 answers[i] = Enqueued(first.id, False)
             out.append(answers[i])
         return out
+
+    async def _enqueue_unkeyed(self, jobs: Sequence[NewJob]) -> list[Enqueued]:
+        """The common case, no idempotency keys: every job is new, nothing to look up."""
+        ids = [uuid.uuid4() for _ in jobs]
+        await self.pool.execute(
+            sql("enqueue_jobs"),
+            ids,
+            [j.job_type for j in jobs],
+            [int(j.priority) for j in jobs],
+            [j.payload for j in jobs],
+            [j.run_at for j in jobs],
+            [j.max_retries for j in jobs],
+            self.default_max_retries,
+        )
+        return [Enqueued(job_id, True) for job_id in ids]
 
     # -- the worker's side ------------------------------------------------------
 

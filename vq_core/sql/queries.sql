@@ -3,6 +3,26 @@
 -- except list_jobs' ORDER BY, filled from a fixed whitelist in store.py.
 
 -- enqueue_jobs --
+-- Insert a batch without idempotency keys (ids made by the caller) and log 'created'.
+WITH input AS (
+    SELECT *
+      FROM unnest($1::uuid[], $2::text[], $3::smallint[], $4::jsonb[],
+                  $5::timestamptz[], $6::integer[])
+           WITH ORDINALITY AS t(id, job_type, priority, payload, run_at, max_retries, ord)
+),
+inserted AS (
+    INSERT INTO vq.jobs (id, job_type, priority, payload, run_at, max_retries)
+    SELECT i.id, i.job_type, i.priority, i.payload, coalesce(i.run_at, now()),
+           coalesce(i.max_retries, c.max_retries, $7::integer)
+      FROM input i
+      LEFT JOIN vq.job_queue_config c ON c.job_type = i.job_type
+     ORDER BY i.ord
+    RETURNING id
+)
+INSERT INTO vq.job_events (job_id, event)
+SELECT id, 'created' FROM inserted;
+
+-- enqueue_jobs_keyed --
 -- Insert a batch (ids made by the caller), skip idempotency-key duplicates, log 'created'.
 WITH input AS (
     SELECT *

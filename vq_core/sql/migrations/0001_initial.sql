@@ -46,10 +46,11 @@ CREATE UNIQUE INDEX jobs_idempotency_idx ON vq.jobs (idempotency_key)
 CREATE INDEX jobs_created_idx ON vq.jobs (created_at DESC, id DESC);
 CREATE INDEX jobs_completed_idx ON vq.jobs (completed_at) WHERE completed_at IS NOT NULL;
 
--- Append-only. No foreign key: pruning deletes a job's events with it, and the
--- hot path (a claim or a completion of a batch) should not pay for FK checks.
+-- Append-only, read only by job (job_id, id). No foreign key and no primary-key
+-- index: pruning deletes a job's events with it, and the hot path (a claim or a
+-- completion of a batch) should not pay for FK checks or a second index.
 CREATE TABLE vq.job_events (
-    id         bigint GENERATED ALWAYS AS IDENTITY PRIMARY KEY,
+    id         bigint GENERATED ALWAYS AS IDENTITY,
     job_id     uuid NOT NULL,
     event      text NOT NULL,
     at         timestamptz NOT NULL DEFAULT now(),
