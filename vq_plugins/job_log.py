@@ -40,7 +40,7 @@ def describe(event: str, details: dict[str, Any]) -> str:
     if event == "retry_scheduled":
         return (
             f"failed{attempt} ({d.get('category')}: {d.get('error')}); "
-            f"retry in {d.get('retry_in_s', 0):.1f}s"
+            f"retry in {d.get('retry_in_s', 0):.2f}s"
         )
     if event == "failed":
         return f"failed for good{attempt} ({d.get('category')}: {d.get('error')})"
