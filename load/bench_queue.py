@@ -68,8 +68,13 @@ async def bench_enqueue(store: Store, n: int, batch: int) -> dict[str, Any]:
     for i in range(0, n, batch):
         await store.enqueue_many([NewJob("noop", {"i": j}) for j in range(i, min(n, i + batch))])
     dt = time.perf_counter() - t0
-    return {"op": "enqueue_batch", "n": n, "batch": batch, "sec": round(dt, 3),
-            "jobs_per_s": round(n / dt, 1)}
+    return {
+        "op": "enqueue_batch",
+        "n": n,
+        "batch": batch,
+        "sec": round(dt, 3),
+        "jobs_per_s": round(n / dt, 1),
+    }
 
 
 async def bench_enqueue_single(store: Store, n: int) -> dict[str, Any]:
@@ -82,8 +87,13 @@ async def bench_enqueue_single(store: Store, n: int) -> dict[str, Any]:
 
 
 def start_worker(dsn: str, concurrency: int, poll: float = 1.0) -> subprocess.Popen[bytes]:
-    env = dict(os.environ, VQ_DATABASE_URL=dsn, VQ_POLL_INTERVAL=str(poll),
-               VQ_CONFIG="/nonexistent/vq.toml", VQ_LOG_LEVEL="WARNING")
+    env = dict(
+        os.environ,
+        VQ_DATABASE_URL=dsn,
+        VQ_POLL_INTERVAL=str(poll),
+        VQ_CONFIG="/nonexistent/vq.toml",
+        VQ_LOG_LEVEL="WARNING",
+    )
     return subprocess.Popen(
         [sys.executable, "-m", "vq_core.cli", "worker", "--concurrency", str(concurrency)],
         env=env,
@@ -110,9 +120,7 @@ async def bench_drain(store: Store, dsn: str, n: int, concurrency: int) -> dict[
     await store.pool.execute("VACUUM ANALYZE vq.jobs")
     proc = start_worker(dsn, concurrency)
     try:
-        while await store.pool.fetchval(
-            "SELECT count(*) FROM vq.jobs WHERE status <> 'completed'"
-        ):
+        while await store.pool.fetchval("SELECT count(*) FROM vq.jobs WHERE status <> 'completed'"):
             await asyncio.sleep(0.1)
     finally:
         await stop(proc)
@@ -122,8 +130,14 @@ async def bench_drain(store: Store, dsn: str, n: int, concurrency: int) -> dict[
         "SELECT extract(epoch FROM max(completed_at) - min(started_at)) FROM vq.jobs"
     )
     events = await store.pool.fetchval("SELECT count(*) FROM vq.job_events")
-    return {"op": "drain", "n": n, "concurrency": concurrency, "sec": round(float(sec), 3),
-            "jobs_per_s": round(n / float(sec), 1), "events_written": events}
+    return {
+        "op": "drain",
+        "n": n,
+        "concurrency": concurrency,
+        "sec": round(float(sec), 3),
+        "jobs_per_s": round(n / float(sec), 1),
+        "events_written": events,
+    }
 
 
 async def bench_latency(store: Store, dsn: str, rate: float, seconds: float) -> dict[str, Any]:
@@ -150,15 +164,23 @@ async def bench_latency(store: Store, dsn: str, rate: float, seconds: float) -> 
     def pct(p: float) -> float:
         return round(lat[min(len(lat) - 1, int(p * len(lat)))], 2)
 
-    return {"op": "latency", "jobs": len(lat), "rate": rate, "p50_ms": pct(0.5),
-            "p95_ms": pct(0.95), "p99_ms": pct(0.99), "max_ms": round(lat[-1], 2),
-            "mean_ms": round(statistics.fmean(lat), 2)}
+    return {
+        "op": "latency",
+        "jobs": len(lat),
+        "rate": rate,
+        "p50_ms": pct(0.5),
+        "p95_ms": pct(0.95),
+        "p99_ms": pct(0.99),
+        "max_ms": round(lat[-1], 2),
+        "mean_ms": round(statistics.fmean(lat), 2),
+    }
 
 
 def bare_sql(server: str, *args: str) -> dict[str, Any]:
     env = dict(os.environ, BARE_SQL_DSN=dsn_for(server, "bare_sql_bench"))
-    out = subprocess.run([sys.executable, str(BARE_SQL), *args], env=env, check=True,
-                         capture_output=True, text=True).stdout
+    out = subprocess.run(
+        [sys.executable, str(BARE_SQL), *args], env=env, check=True, capture_output=True, text=True
+    ).stdout
     return dict(json.loads(out.strip().splitlines()[-1]))
 
 
@@ -174,23 +196,28 @@ async def main(args: argparse.Namespace) -> None:
         await store.close()
     if BARE_SQL.exists():
         await fresh_database(args.server, "bare_sql_bench")
-        results["bare_sql"]["enqueue"] = bare_sql(args.server, "enqueue", "--n", str(args.n),
-                                                  "--batch", "1000")
-        results["bare_sql"]["drain"] = bare_sql(args.server, "drain", "--n", str(args.n),
-                                                "--claim", "50", "--workers", "2")
+        results["bare_sql"]["enqueue"] = bare_sql(
+            args.server, "enqueue", "--n", str(args.n), "--batch", "1000"
+        )
+        results["bare_sql"]["drain"] = bare_sql(
+            args.server, "drain", "--n", str(args.n), "--claim", "50", "--workers", "2"
+        )
         vq, bare = results["vq"], results["bare_sql"]
         results["ratios"] = {
             "drain_vq_over_bare": round(vq["drain"]["jobs_per_s"] / bare["drain"]["jobs_per_s"], 3),
             "enqueue_vq_over_bare": round(
-                vq["enqueue_batch"]["jobs_per_s"] / bare["enqueue"]["jobs_per_s"], 3),
+                vq["enqueue_batch"]["jobs_per_s"] / bare["enqueue"]["jobs_per_s"], 3
+            ),
         }
     print(json.dumps(results, indent=2))
 
 
 if __name__ == "__main__":
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
-    parser.add_argument("--server", default=os.environ.get(
-        "VQ_BENCH_SERVER", "postgresql://postgres@127.0.0.1:5432/postgres"))
+    parser.add_argument(
+        "--server",
+        default=os.environ.get("VQ_BENCH_SERVER", "postgresql://postgres@127.0.0.1:5432/postgres"),
+    )
     parser.add_argument("--n", type=int, default=20000)
     parser.add_argument("--single", type=int, default=2000)
     parser.add_argument("--concurrency", type=int, default=200)

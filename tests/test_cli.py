@@ -27,8 +27,16 @@ def invoke(runner: CliRunner, *args: str) -> tuple[int, str]:
 
 
 def test_submit_list_show_cancel_retry(runner: CliRunner) -> None:
-    code, out = invoke(runner, "submit", "doubt", "--payload", '{"question": "Why is the sky blue?"}',
-                       "--priority", "high", "--json")
+    code, out = invoke(
+        runner,
+        "submit",
+        "doubt",
+        "--payload",
+        '{"question": "Why is the sky blue?"}',
+        "--priority",
+        "high",
+        "--json",
+    )
     assert code == 0
     job_id = json.loads(out)["id"]
     code, out = invoke(runner, "jobs", "list")
@@ -98,6 +106,7 @@ def test_migrate_is_idempotent(runner: CliRunner) -> None:
 
 def test_plugins_lists_builtins(runner: CliRunner) -> None:
     code, out = invoke(runner, "plugins", "--json")
+    assert code == 0
     data = json.loads(out)
     assert "noop" in {p["name"] for p in data["plugins"]}
     assert data["services"]["noop"] == ["noop"]
@@ -110,16 +119,29 @@ def test_unknown_plugin_is_a_usage_error(runner: CliRunner) -> None:
 
 def test_bad_configuration_exits_2(dsn: str, tmp_path: Path) -> None:
     env = dict(os.environ, VQ_DATABASE_URL="mysql://nope", VQ_DATA_DIR=str(tmp_path))
-    proc = subprocess.run([sys.executable, "-m", "vq_core.cli", "stats"], env=env,
-                          capture_output=True, text=True, timeout=60)
+    proc = subprocess.run(
+        [sys.executable, "-m", "vq_core.cli", "stats"],
+        env=env,
+        capture_output=True,
+        text=True,
+        timeout=60,
+    )
     assert proc.returncode == 2
     assert "database_url" in proc.stderr and "Traceback" not in proc.stderr
 
 
 def test_unreachable_database_is_a_clean_error(tmp_path: Path) -> None:
-    env = dict(os.environ, VQ_DATABASE_URL="postgresql://postgres@127.0.0.1:1/none",
-               VQ_DATA_DIR=str(tmp_path))
-    proc = subprocess.run([sys.executable, "-m", "vq_core.cli", "stats"], env=env,
-                          capture_output=True, text=True, timeout=60)
+    env = dict(
+        os.environ,
+        VQ_DATABASE_URL="postgresql://postgres@127.0.0.1:1/none",
+        VQ_DATA_DIR=str(tmp_path),
+    )
+    proc = subprocess.run(
+        [sys.executable, "-m", "vq_core.cli", "stats"],
+        env=env,
+        capture_output=True,
+        text=True,
+        timeout=60,
+    )
     assert proc.returncode == 1
     assert "cannot use the database" in proc.stderr and "Traceback" not in proc.stderr

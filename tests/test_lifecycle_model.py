@@ -48,9 +48,7 @@ class Lifecycle(RuleBasedStateMachine):
 
     @initialize()
     def clean(self) -> None:
-        self.run(self.store.pool.execute(
-            "TRUNCATE vq.jobs, vq.job_events, vq.workers"
-        ))
+        self.run(self.store.pool.execute("TRUNCATE vq.jobs, vq.job_events, vq.workers"))
 
     def teardown(self) -> None:
         self.run(self.store.close())
@@ -58,8 +56,11 @@ class Lifecycle(RuleBasedStateMachine):
 
     def _with(self, status: JobStatus, worker: str | None = None) -> list[uuid.UUID]:
         return sorted(
-            (i for i, m in self.model.items()
-             if m["status"] is status and (worker is None or m["worker"] == worker)),
+            (
+                i
+                for i, m in self.model.items()
+                if m["status"] is status and (worker is None or m["worker"] == worker)
+            ),
             key=str,
         )
 
@@ -139,10 +140,12 @@ class Lifecycle(RuleBasedStateMachine):
 
     @rule(worker=st.sampled_from(WORKERS))
     def worker_dies(self, worker: str) -> None:
-        self.run(self.store.pool.execute(
-            "UPDATE vq.jobs SET lease_expires_at = now() - interval '1 s' WHERE worker_id = $1",
-            worker,
-        ))
+        self.run(
+            self.store.pool.execute(
+                "UPDATE vq.jobs SET lease_expires_at = now() - interval '1 s' WHERE worker_id = $1",
+                worker,
+            )
+        )
         recovered = self.run(self.store.recover_expired_leases())
         assert {r["id"] for r in recovered} == set(self._with(JobStatus.RUNNING, worker))
         for row in recovered:
@@ -170,7 +173,9 @@ def test_job_lifecycle_matches_model(dsn: str) -> None:
     run_state_machine_as_test(
         Lifecycle,
         settings=settings(
-            max_examples=30, stateful_step_count=20, deadline=None,
+            max_examples=30,
+            stateful_step_count=20,
+            deadline=None,
             suppress_health_check=[HealthCheck.too_slow],
         ),
     )

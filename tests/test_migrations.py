@@ -13,7 +13,9 @@ async def test_migrate_applies_all_then_nothing(empty_dsn: str) -> None:
     conn = await db.connect(empty_dsn)
     try:
         applied = await migrations.migrate(conn)
-        assert [m.version for m in applied] == [m.version for m in migrations.available_migrations()]
+        assert [m.version for m in applied] == [
+            m.version for m in migrations.available_migrations()
+        ]
         assert await migrations.migrate(conn) == []
         assert await migrations.pending_migrations(conn) == []
         tables = {

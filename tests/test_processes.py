@@ -36,7 +36,9 @@ def worker_env(dsn: str, tmp_path: Path, **extra: str) -> dict[str, str]:
 def start_worker(env: dict[str, str], *args: str) -> subprocess.Popen[bytes]:
     return subprocess.Popen(
         [sys.executable, "-m", "vq_core.cli", "worker", "--plugin", "slow_plugin", *args],
-        env=env, stdout=subprocess.DEVNULL, stderr=subprocess.PIPE,
+        env=env,
+        stdout=subprocess.DEVNULL,
+        stderr=subprocess.PIPE,
     )
 
 
@@ -59,9 +61,10 @@ async def test_several_workers_execute_each_job_exactly_once(
     await store.enqueue_many([NewJob("noop", {"i": i}) for i in range(n)])
 
     async def all_done() -> bool:
-        return await store.pool.fetchval(
-            "SELECT count(*) FROM vq.jobs WHERE status = 'completed'"
-        ) == n
+        return (
+            await store.pool.fetchval("SELECT count(*) FROM vq.jobs WHERE status = 'completed'")
+            == n
+        )
 
     await eventually(all_done, timeout=120, interval=0.2)
     per_job = await store.pool.fetch(
@@ -91,9 +94,9 @@ async def test_killed_worker_jobs_run_again_after_lease_expiry(
     procs.append(doomed)
 
     async def all_running() -> bool:
-        return await store.pool.fetchval(
-            "SELECT count(*) FROM vq.jobs WHERE status = 'running'"
-        ) == 3
+        return (
+            await store.pool.fetchval("SELECT count(*) FROM vq.jobs WHERE status = 'running'") == 3
+        )
 
     await eventually(all_running, timeout=30)
     doomed.send_signal(signal.SIGKILL)
@@ -101,9 +104,10 @@ async def test_killed_worker_jobs_run_again_after_lease_expiry(
     procs.append(start_worker(worker_env(dsn, tmp_path, VQ_TEST_SLOW_SECONDS="0")))
 
     async def all_completed() -> bool:
-        return await store.pool.fetchval(
-            "SELECT count(*) FROM vq.jobs WHERE status = 'completed'"
-        ) == 3
+        return (
+            await store.pool.fetchval("SELECT count(*) FROM vq.jobs WHERE status = 'completed'")
+            == 3
+        )
 
     await eventually(all_completed, timeout=60, interval=0.1)
     for job_id in ids:

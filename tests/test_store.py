@@ -129,7 +129,11 @@ async def test_fail_retries_then_fails_for_good(store: Store) -> None:
     job = await store.get_job(res.id)
     assert job.status is JobStatus.FAILED and job.completed_at is not None
     assert await events_of(store, res.id) == [
-        "created", "claimed", "retry_scheduled", "claimed", "failed"
+        "created",
+        "claimed",
+        "retry_scheduled",
+        "claimed",
+        "failed",
     ]
 
 
@@ -203,8 +207,10 @@ async def test_progress_is_stored_with_an_event(store: Store) -> None:
 
 async def test_list_filters_search_and_keyset_pages(store: Store) -> None:
     await store.enqueue_many(
-        [NewJob("doubt", {"question": f"question {i}"}, Priority.HIGH if i % 2 else Priority.LOW)
-         for i in range(25)]
+        [
+            NewJob("doubt", {"question": f"question {i}"}, Priority.HIGH if i % 2 else Priority.LOW)
+            for i in range(25)
+        ]
     )
     await store.enqueue(NewJob("other", {"topic": "photosynthesis"}))
     seen: list[uuid.UUID] = []
@@ -243,7 +249,11 @@ async def test_stats_add_up(store: Store) -> None:
     await store.cancel(ids[4])
     stats = await store.stats()
     assert stats["by_status"] == {
-        "queued": 1, "running": 1, "completed": 1, "failed": 1, "cancelled": 1
+        "queued": 1,
+        "running": 1,
+        "completed": 1,
+        "failed": 1,
+        "cancelled": 1,
     }
     assert stats["total"] == 5 and stats["depth"] == 1
     assert stats["throughput"]["1m"]["success_rate"] == 0.5
@@ -270,9 +280,7 @@ async def test_workers_register_heartbeat_and_go_stale(store: Store) -> None:
     await store.register_worker("w1", "host", 1, 4, ["t"], 2.0)
     (info,) = await store.list_workers()
     assert info.id == "w1" and not info.stale
-    await store.pool.execute(
-        "UPDATE vq.workers SET last_heartbeat = now() - interval '10 seconds'"
-    )
+    await store.pool.execute("UPDATE vq.workers SET last_heartbeat = now() - interval '10 seconds'")
     (info,) = await store.list_workers()
     assert info.stale
     assert await store.heartbeat("w1", 3)

@@ -58,8 +58,12 @@ async def test_retryable_failure_backs_off_then_fails_for_good(
 ) -> None:
     service = ScriptedService()
     service.raise_for = lambda job: ServiceError(
-        ErrorCategory.API_ERROR, "render server said 503", service="scripted",
-        call="POST /render", status_code=503, body_excerpt="busy",
+        ErrorCategory.API_ERROR,
+        "render server said 503",
+        service="scripted",
+        call="POST /render",
+        status_code=503,
+        body_excerpt="busy",
     )
     async with running_worker(store, settings, {"scripted": service}, dsn):
         res = await store.enqueue(NewJob("scripted", max_retries=2))

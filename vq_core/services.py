@@ -17,10 +17,16 @@ class VideoService(Protocol):
     ``{"video_url": ..., "thumbnail_url": ..., "duration": ...}``, or raises
     (ideally a ``vq_core.errors.ServiceError`` with a category)."""
 
-    name: str
-    #: Job types rendered by this service unless ``job_queue_config`` or
-    #: ``Settings.services`` route them elsewhere.
-    job_types: Sequence[str]
+    @property
+    def name(self) -> str:
+        """The service's name, as routing and ``job_queue_config.service`` refer to it."""
+        ...
+
+    @property
+    def job_types(self) -> Sequence[str]:
+        """Job types rendered by this service unless ``job_queue_config`` or
+        ``Settings.services`` route them elsewhere."""
+        ...
 
     async def render(self, job: ClaimedJob, progress: ProgressCallback) -> dict[str, Any]:
         """Render one job and return its result."""
