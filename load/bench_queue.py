@@ -18,6 +18,7 @@ import argparse
 import asyncio
 import json
 import os
+import resource
 import statistics
 import subprocess
 import sys
@@ -118,12 +119,15 @@ async def bench_drain(store: Store, dsn: str, n: int, concurrency: int) -> dict[
     for i in range(0, n, 5000):
         await store.enqueue_many([NewJob("noop") for _ in range(i, min(n, i + 5000))])
     await store.pool.execute("VACUUM ANALYZE vq.jobs")
+    before = resource.getrusage(resource.RUSAGE_CHILDREN)
     proc = start_worker(dsn, concurrency)
     try:
         while await store.pool.fetchval("SELECT count(*) FROM vq.jobs WHERE status <> 'completed'"):
             await asyncio.sleep(0.1)
     finally:
         await stop(proc)
+    after = resource.getrusage(resource.RUSAGE_CHILDREN)
+    cpu = (after.ru_utime - before.ru_utime) + (after.ru_stime - before.ru_stime)
     # Timed by the database's own clock, from the first claim to the last completion,
     # so the worker's start-up is not counted.
     sec = await store.pool.fetchval(
@@ -137,6 +141,8 @@ async def bench_drain(store: Store, dsn: str, n: int, concurrency: int) -> dict[
         "sec": round(float(sec), 3),
         "jobs_per_s": round(n / float(sec), 1),
         "events_written": events,
+        "worker_cpu_s": round(cpu, 2),
+        "worker_cpu_us_per_job": round(cpu / n * 1e6, 1),
     }
 
 

@@ -99,10 +99,12 @@ done AS (
     UPDATE vq.jobs j
        SET status = 'completed',
            result = i.result,
-           payload = j.payload || jsonb_strip_nulls(jsonb_build_object(
-               'video_url', i.result -> 'video_url',
-               'thumbnail_url', i.result -> 'thumbnail_url',
-               'duration', i.result -> 'duration')),
+           payload = CASE WHEN i.result ? 'video_url'
+                          THEN j.payload || jsonb_strip_nulls(jsonb_build_object(
+                              'video_url', i.result -> 'video_url',
+                              'thumbnail_url', i.result -> 'thumbnail_url',
+                              'duration', i.result -> 'duration'))
+                          ELSE j.payload END,
            completed_at = now(),
            updated_at = now(),
            lease_expires_at = NULL
