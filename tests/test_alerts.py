@@ -89,9 +89,7 @@ async def test_several_engines_send_each_alert_once(
     await eventually(lambda: _stale(store, "ghost-1"))
     pools = [await db.create_pool(dsn, 1, 2) for _ in range(6)]
     try:
-        engines = [
-            AlertEngine(Store(p), settings, [WebhookSink(receiver.url)]) for p in pools
-        ]
+        engines = [AlertEngine(Store(p), settings, [WebhookSink(receiver.url)]) for p in pools]
         sent_per_round = []
         for _ in range(4):
             results = await asyncio.gather(*(e.tick() for e in engines))
@@ -144,9 +142,7 @@ async def test_three_failures_in_a_row_fire_and_a_success_resolves(
     job = await store.enqueue(NewJob("doubt"))
     await store.claim("w1", ["doubt"], 1, 30)
     assert await store.complete_many("w1", [(job.id, {"ok": True})]) == [job.id]
-    assert [(a.key, a.state) for a in await engine.tick()] == [
-        ("worker_failures:w1", "resolved")
-    ]
+    assert [(a.key, a.state) for a in await engine.tick()] == [("worker_failures:w1", "resolved")]
 
 
 async def test_oldest_queued_and_failure_rate(

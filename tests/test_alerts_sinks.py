@@ -101,8 +101,13 @@ async def test_email_goes_through_smtp() -> None:
     port = await server.start()
     try:
         sink = alert_email.from_config(
-            {"host": "127.0.0.1", "port": port, "from": "vq@example.org",
-             "to": "ops@example.org, oncall@example.org", "timeout": 5}
+            {
+                "host": "127.0.0.1",
+                "port": port,
+                "from": "vq@example.org",
+                "to": "ops@example.org, oncall@example.org",
+                "timeout": 5,
+            }
         )
         assert sink is not None
         await sink.send(resolved())

@@ -79,7 +79,8 @@ async def test_three_failures_in_a_row_fire_the_worker_alert(
         service = ScriptedService()
         service.raise_for = lambda job: (
             ServiceError(ErrorCategory.INVALID_INPUT, "no question")
-            if job.payload.get("bad") else None
+            if job.payload.get("bad")
+            else None
         )
         async with running_worker(store, cfg, {"scripted": service}, dsn, sink_plugins(cfg)) as w:
             bad = [(await store.enqueue(NewJob("scripted", {"bad": True}))).id for _ in range(2)]

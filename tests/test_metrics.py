@@ -80,14 +80,18 @@ async def test_counters_and_histograms_after_processing(
     bad = ids[5]
     story = [r for r in caplog.records if getattr(r, "job_id", None) == str(bad)]
     assert [r.event for r in story] == [  # type: ignore[attr-defined]
-        "claimed", "retry_scheduled", "claimed", "failed"
+        "claimed",
+        "retry_scheduled",
+        "claimed",
+        "failed",
     ]
     last = json.loads(JsonFormatter().format(story[-1]))
     assert last["job_id"] == str(bad) and last["event"] == "failed"
     assert last["category"] == "API_ERROR" and last["attempt"] == 2
     assert last["job_type"] == job_type and last["level"] == "warning"
     good_events = [
-        r.event for r in caplog.records  # type: ignore[attr-defined]
+        r.event
+        for r in caplog.records  # type: ignore[attr-defined]
         if getattr(r, "job_id", None) == str(ids[3])
     ]
     assert good_events == ["claimed", "progress", "completed"]

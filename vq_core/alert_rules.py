@@ -41,8 +41,13 @@ def queue_depth(snap: QueueSnapshot, cfg: AlertSettings) -> Iterator[Finding]:
             "queue_depth",
             f"{q.ready} {q.job_type} jobs ready in the queue (threshold {limit})"
             + ("; this type is paused" if paused else ""),
-            {"job_type": q.job_type, "ready": q.ready, "queued": q.queued, "threshold": limit,
-             "paused": paused},
+            {
+                "job_type": q.job_type,
+                "ready": q.ready,
+                "queued": q.queued,
+                "threshold": limit,
+                "paused": paused,
+            },
         )
 
 
@@ -57,8 +62,12 @@ def oldest_queued(snap: QueueSnapshot, cfg: AlertSettings) -> Iterator[Finding]:
             "oldest_queued",
             f"the oldest ready {q.job_type} job has waited {wait:.0f}s "
             f"(limit {cfg.oldest_queued_s:.0f}s)",
-            {"job_type": q.job_type, "oldest_wait_s": round(wait, 1),
-             "limit_s": cfg.oldest_queued_s, "ready": q.ready},
+            {
+                "job_type": q.job_type,
+                "oldest_wait_s": round(wait, 1),
+                "limit_s": cfg.oldest_queued_s,
+                "ready": q.ready,
+            },
         )
 
 
@@ -72,9 +81,15 @@ def worker_failures(snap: QueueSnapshot, cfg: AlertSettings) -> Iterator[Finding
             "worker_failures",
             f"worker {w.id} failed {w.consecutive_failures} jobs in a row "
             f"(threshold {cfg.worker_failures})",
-            {"worker_id": w.id, "hostname": w.hostname, "pid": w.pid,
-             "consecutive_failures": w.consecutive_failures, "threshold": cfg.worker_failures,
-             "jobs_failed": w.jobs_failed, "jobs_completed": w.jobs_completed},
+            {
+                "worker_id": w.id,
+                "hostname": w.hostname,
+                "pid": w.pid,
+                "consecutive_failures": w.consecutive_failures,
+                "threshold": cfg.worker_failures,
+                "jobs_failed": w.jobs_failed,
+                "jobs_completed": w.jobs_completed,
+            },
         )
 
 
@@ -89,9 +104,15 @@ def worker_stale(snap: QueueSnapshot, cfg: AlertSettings) -> Iterator[Finding]:
             "worker_stale",
             f"worker {w.id} on {w.hostname} sent no heartbeat for {silent:.0f}s "
             f"(lease {w.lease_seconds:.0f}s)",
-            {"worker_id": w.id, "hostname": w.hostname, "pid": w.pid,
-             "last_heartbeat": w.last_heartbeat.isoformat(), "silent_s": round(silent, 1),
-             "lease_seconds": w.lease_seconds, "jobs_in_flight": w.jobs_in_flight},
+            {
+                "worker_id": w.id,
+                "hostname": w.hostname,
+                "pid": w.pid,
+                "last_heartbeat": w.last_heartbeat.isoformat(),
+                "silent_s": round(silent, 1),
+                "lease_seconds": w.lease_seconds,
+                "jobs_in_flight": w.jobs_in_flight,
+            },
         )
 
 
@@ -107,8 +128,13 @@ def service_unhealthy(snap: QueueSnapshot, cfg: AlertSettings) -> Iterator[Findi
             f"video service {s['service']} fails its health check"
             + (f" ({s['detail']})" if s.get("detail") else "")
             + (f"; {', '.join(types)} jobs wait in the queue" if types else ""),
-            {"service": s["service"], "detail": s.get("detail"), "job_types": types,
-             "checked_at": s["checked_at"].isoformat(), "down_since": s["changed_at"].isoformat()},
+            {
+                "service": s["service"],
+                "detail": s.get("detail"),
+                "job_types": types,
+                "checked_at": s["checked_at"].isoformat(),
+                "down_since": s["changed_at"].isoformat(),
+            },
         )
 
 
@@ -127,9 +153,14 @@ def failure_rate(snap: QueueSnapshot, cfg: AlertSettings) -> Iterator[Finding]:
             "failure_rate",
             f"{o.failed} of {finished} {o.job_type} jobs failed in the last {minutes:g} min "
             f"({rate:.0%}, limit {cfg.failure_rate:.0%})",
-            {"job_type": o.job_type, "failed": o.failed, "completed": o.completed,
-             "rate": round(rate, 4), "limit": cfg.failure_rate,
-             "window_s": cfg.failure_window_s},
+            {
+                "job_type": o.job_type,
+                "failed": o.failed,
+                "completed": o.completed,
+                "rate": round(rate, 4),
+                "limit": cfg.failure_rate,
+                "window_s": cfg.failure_window_s,
+            },
         )
 
 

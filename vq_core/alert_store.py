@@ -63,9 +63,7 @@ class AlertRecord:
 
     def to_dict(self) -> dict[str, Any]:
         """JSON-ready form (times as ISO strings) for the API and the admin page."""
-        return {
-            k: v.isoformat() if isinstance(v, datetime) else v for k, v in asdict(self).items()
-        }
+        return {k: v.isoformat() if isinstance(v, datetime) else v for k, v in asdict(self).items()}
 
 
 @dataclass(frozen=True)

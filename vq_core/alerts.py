@@ -88,7 +88,10 @@ def decide(
     for prev in current.values():
         if prev.firing and prev.key not in found and prev.rule not in skipped:
             record = replace(
-                prev, state=RESOLVED, resolved_at=now, last_sent_at=now,
+                prev,
+                state=RESOLVED,
+                resolved_at=now,
+                last_sent_at=now,
                 send_count=prev.send_count + 1,
             )
             writes.append(record)
@@ -160,12 +163,19 @@ class AlertEngine:
                 if attempt == cfg.sink_attempts:
                     log.error(
                         "alert sink %s: gave up on %s %s after %d attempts: %s",
-                        name, alert.state, alert.key, attempt, reason,
+                        name,
+                        alert.state,
+                        alert.key,
+                        attempt,
+                        reason,
                     )
                     return False
                 log.warning(
                     "alert sink %s: attempt %d for %s failed (%s); retrying",
-                    name, attempt, alert.key, reason,
+                    name,
+                    attempt,
+                    alert.key,
+                    reason,
                 )
                 # Back off so a sink that is briefly down gets a chance to recover.
                 await asyncio.sleep(cfg.sink_retry_delay * 2 ** (attempt - 1))

@@ -18,8 +18,19 @@ log = logging.getLogger("vq.job.events")
 # Detail fields copied into the record (scalars only: a log line is no place for a
 # whole result or stack trace, and these names cannot clash with LogRecord's own).
 FIELDS = (
-    "job_type", "attempt", "worker_id", "category", "error", "retry_in_s", "duration_s",
-    "wait_s", "percent", "stage", "video_url", "service", "reason",
+    "job_type",
+    "attempt",
+    "worker_id",
+    "category",
+    "error",
+    "retry_in_s",
+    "duration_s",
+    "wait_s",
+    "percent",
+    "stage",
+    "video_url",
+    "service",
+    "reason",
 )
 LEVELS = {"failed": logging.WARNING, "retry_scheduled": logging.WARNING}
 

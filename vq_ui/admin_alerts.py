@@ -64,9 +64,11 @@ class AlertsPanel:
         self.store = store
         with ui.card().classes("w-full").props("data-panel=alerts-list"):
             self.title = ui.label("Alerts").classes("text-sm font-medium")
-            self.table = ui.table(columns=ALERT_COLUMNS, rows=[], row_key="key").classes(
-                "w-full"
-            ).props("flat dense hide-bottom no-data-label='No alert has fired'")
+            self.table = (
+                ui.table(columns=ALERT_COLUMNS, rows=[], row_key="key")
+                .classes("w-full")
+                .props("flat dense hide-bottom no-data-label='No alert has fired'")
+            )
             self.table.add_slot("body-cell-state", _STATE_CELL)
 
     async def refresh(self) -> None:
