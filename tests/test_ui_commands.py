@@ -7,11 +7,11 @@ import contextlib
 import socket
 from pathlib import Path
 
+import click
 import httpx
 import pytest
 from click.testing import CliRunner
 
-from vq_core.cli import cli
 from vq_core.config import Settings
 from vq_core.plugins import make_plugin_manager
 from vq_core.store import Store
@@ -22,16 +22,22 @@ from vq_ui.server import WebServer
 pytest_plugins = ["api_support"]  # cheap argon2
 
 
+def ui_cli() -> click.Group:
+    """A fresh group with vq_ui's commands (the global ``vq`` group stays untouched)."""
+    group = click.Group("vq")
+    add_commands(group)
+    return group
+
+
 @pytest.fixture
 def runner(dsn: str, tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> CliRunner:
     monkeypatch.setenv("VQ_DATABASE_URL", dsn)
     monkeypatch.setenv("VQ_DATA_DIR", str(tmp_path))
-    add_commands(cli)
     return CliRunner()
 
 
 def invoke(runner: CliRunner, *args: str, stdin: str | None = None) -> tuple[int, str]:
-    result = runner.invoke(cli, list(args), input=stdin, catch_exceptions=False)
+    result = runner.invoke(ui_cli(), list(args), input=stdin, catch_exceptions=False)
     return result.exit_code, result.output
 
 
@@ -100,7 +106,6 @@ def test_commands_refuse_an_unmigrated_database(
 ) -> None:
     monkeypatch.setenv("VQ_DATABASE_URL", empty_dsn)
     monkeypatch.setenv("VQ_DATA_DIR", str(tmp_path))
-    add_commands(cli)
     code, out = invoke(CliRunner(), "users", "list")
     assert code == 1 and "vq migrate" in out
 
