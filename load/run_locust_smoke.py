@@ -116,7 +116,9 @@ def smoke(args: argparse.Namespace, dsn: str, workdir: Path) -> int:
     )
     env = {**os.environ, "VQ_CONFIG": str(config)}
     url = f"http://127.0.0.1:{port}"
-    server = subprocess.Popen([*VQ, "run"], env=env, stdout=subprocess.DEVNULL)
+    log_path = workdir / "vq-run.log"
+    with log_path.open("w") as log:  # per-job event lines would drown locust's summary
+        server = subprocess.Popen([*VQ, "run"], env=env, stdout=log, stderr=log)
     try:
         wait_ready(url, server)
         made = subprocess.run(
@@ -133,7 +135,10 @@ def smoke(args: argparse.Namespace, dsn: str, workdir: Path) -> int:
         stopped = server.wait(60)
     total, failures = summarise(workdir / "locust_stats.csv")
     print(f"locust exit {code}; {total} requests, {failures} failures; vq run exit {stopped}")
-    return 0 if code == 0 and total > 0 and failures == 0 and stopped == 0 else 1
+    ok = code == 0 and total > 0 and failures == 0 and stopped == 0
+    if not ok:
+        print("last lines of vq run's log:", *log_path.read_text().splitlines()[-40:], sep="\n")
+    return 0 if ok else 1
 
 
 def main() -> int:
