@@ -396,6 +396,7 @@ async def test_metrics(client: httpx.AsyncClient, store: Store, tokens: dict[str
     assert "vq_queue_depth 5.0" in text
     assert 'vq_queue_service_up{service="local"} 0.0' in text
     assert "python_info" in text  # the default registry's collectors come along
+    assert 'vq_queue_ready_by_type{job_type="clip"} 2.0' in text  # the metrics plugin's gauges
 
 
 async def test_metrics_can_be_public(settings: Settings, store: Store) -> None:

@@ -8,8 +8,10 @@ the default registry; they appear here too.
 
 from __future__ import annotations
 
+import importlib
+import logging
 import threading
-from collections.abc import Iterator
+from collections.abc import Awaitable, Callable, Iterator
 from typing import Any
 
 from prometheus_client import REGISTRY, generate_latest
@@ -17,6 +19,12 @@ from prometheus_client.core import GaugeMetricFamily, Metric
 from prometheus_client.registry import Collector
 
 from vq_core.store import Store
+
+log = logging.getLogger("vq.ui")
+# The built-in ``metrics`` plugin keeps database gauges of its own (alerts firing,
+# per-type wait) that must be re-read before each scrape. Looked up by name so the
+# web app still serves /metrics on a host without that plugin.
+_PLUGIN_REFRESH = ("vq_plugins.metrics", "refresh_queue_gauges")
 
 
 class QueueCollector(Collector):
@@ -107,9 +115,25 @@ def _ensure_registered() -> None:
             _registered = True
 
 
+def _plugin_refresher() -> Callable[[Store], Awaitable[None]] | None:
+    module_name, function = _PLUGIN_REFRESH
+    try:
+        module = importlib.import_module(module_name)
+    except ImportError:
+        return None
+    refresher: Callable[[Store], Awaitable[None]] | None = getattr(module, function, None)
+    return refresher
+
+
 async def render_metrics(store: Store) -> bytes:
     """The Prometheus text exposition of the default registry with fresh queue gauges."""
     _ensure_registered()
+    refresher = _plugin_refresher()
+    if refresher is not None:
+        try:
+            await refresher(store)
+        except Exception as exc:  # a plugin's gauges must not take the scrape down
+            log.warning("metrics plugin refresh failed: %s", exc)
     snapshot = {
         "stats": await store.stats(),
         "workers": await store.list_workers(),
