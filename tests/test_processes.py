@@ -7,6 +7,7 @@ import signal
 import subprocess
 import sys
 from collections.abc import Iterator
+from itertools import count
 from pathlib import Path
 
 import pytest
@@ -17,6 +18,7 @@ from vq_core.store import Store
 
 pytestmark = pytest.mark.slow
 PLUGINS = str(Path(__file__).parent / "plugins")
+_counter = count()
 
 
 def worker_env(dsn: str, tmp_path: Path, **extra: str) -> dict[str, str]:
@@ -34,12 +36,20 @@ def worker_env(dsn: str, tmp_path: Path, **extra: str) -> dict[str, str]:
 
 
 def start_worker(env: dict[str, str], *args: str) -> subprocess.Popen[bytes]:
-    return subprocess.Popen(
-        [sys.executable, "-m", "vq_core.cli", "worker", "--plugin", "slow_plugin", *args],
-        env=env,
-        stdout=subprocess.DEVNULL,
-        stderr=subprocess.PIPE,
-    )
+    """A `vq worker` whose log goes to a file beside its data dir (read on failure)."""
+    logs = Path(env["VQ_DATA_DIR"]).parent / "logs"
+    logs.mkdir(exist_ok=True)
+    with (logs / f"worker-{next(_counter)}.log").open("wb") as out:
+        return subprocess.Popen(
+            [sys.executable, "-m", "vq_core.cli", "worker", "--plugin", "slow_plugin", *args],
+            env=env,
+            stdout=subprocess.DEVNULL,
+            stderr=out,
+        )
+
+
+def worker_logs(tmp_path: Path) -> str:
+    return "\n".join(p.read_text() for p in sorted((tmp_path / "logs").glob("*.log")))
 
 
 @pytest.fixture
@@ -81,7 +91,7 @@ async def test_several_workers_execute_each_job_exactly_once(
     for p in procs:
         p.send_signal(signal.SIGTERM)
     for p in procs:
-        assert p.wait(timeout=60) == 0, p.stderr.read().decode() if p.stderr else ""
+        assert p.wait(timeout=60) == 0, worker_logs(tmp_path)
 
 
 async def test_killed_worker_jobs_run_again_after_lease_expiry(
