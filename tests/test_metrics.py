@@ -50,7 +50,7 @@ async def test_counters_and_histograms_after_processing(
     pm = make_plugin_manager(
         settings, ("vq_plugins.metrics", "vq_plugins.job_log"), load_entrypoints=False
     )
-    caplog.set_level(logging.INFO, logger="vq.job.events")
+    caplog.set_level(logging.DEBUG, logger="vq.job.events")
     async with running_worker(store, settings, {"scripted": service}, dsn, pm):
         jobs = [NewJob(job_type) for _ in range(3)] + [
             NewJob(job_type, {"hold": "go"}),
@@ -95,6 +95,10 @@ async def test_counters_and_histograms_after_processing(
         if getattr(r, "job_id", None) == str(ids[3])
     ]
     assert good_events == ["claimed", "progress", "completed"]
+    # Routine steps are DEBUG (cheap at the default level); failures are warnings.
+    levels = {r.event: r.levelno for r in caplog.records if hasattr(r, "event")}
+    assert levels["completed"] == logging.DEBUG and levels["claimed"] == logging.DEBUG
+    assert levels["retry_scheduled"] == logging.WARNING
 
 
 async def test_database_gauges(store: Store, settings: Settings) -> None:

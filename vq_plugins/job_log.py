@@ -3,6 +3,12 @@
 Each line carries ``job_id`` and ``event`` (and the job type, attempt, worker,
 error category...) as ``extra`` fields, so with ``--log-json`` a job is followed
 with ``jq 'select(.job_id == "...")'`` across every worker's log.
+
+Levels: a failed attempt (``retry_scheduled``, ``failed``) is a WARNING and a
+cancel is INFO, so they show at the default level; the routine steps
+(``claimed``, ``progress``, ``verified``, ``completed``, ``released``) are DEBUG
+(``VQ_LOG_LEVEL=DEBUG``). Two INFO lines per job would cost a no-op worker a
+noticeable share of its throughput and flood the log of a busy queue.
 """
 
 from __future__ import annotations
@@ -32,7 +38,11 @@ FIELDS = (
     "service",
     "reason",
 )
-LEVELS = {"failed": logging.WARNING, "retry_scheduled": logging.WARNING}
+LEVELS = {
+    "failed": logging.WARNING,
+    "retry_scheduled": logging.WARNING,
+    "cancelled": logging.INFO,
+}
 
 
 def describe(event: str, details: dict[str, Any]) -> str:
@@ -61,7 +71,7 @@ def describe(event: str, details: dict[str, Any]) -> str:
 @hookimpl
 def vq_job_event(job_id: uuid.UUID, event: str, details: dict[str, Any]) -> None:
     """Log one event of a job."""
-    level = LEVELS.get(event, logging.INFO)
+    level = LEVELS.get(event, logging.DEBUG)
     if not log.isEnabledFor(level):
         return
     extra: dict[str, Any] = {"job_id": str(job_id), "event": event}

@@ -63,6 +63,19 @@ _MAX_TRACKED = 100_000
 _running: OrderedDict[uuid.UUID, tuple[str, float]] = OrderedDict()
 
 
+# labels() takes a lock and validates on every call; the label sets are few (job
+# types x outcomes x categories), so their children are looked up once and kept.
+_children: dict[tuple[int, tuple[str, ...]], Any] = {}
+
+
+def _child(metric: Counter | Histogram, *labels: str) -> Any:
+    key = (id(metric), labels)
+    child = _children.get(key)
+    if child is None:
+        child = _children[key] = metric.labels(*labels)
+    return child
+
+
 def _job_type(job_id: uuid.UUID, details: dict[str, Any]) -> str:
     job_type = details.get("job_type")
     if job_type:
@@ -72,26 +85,26 @@ def _job_type(job_id: uuid.UUID, details: dict[str, Any]) -> str:
 
 
 def _claimed(job_id: uuid.UUID, job_type: str, details: dict[str, Any]) -> None:
-    JOBS_CLAIMED.labels(job_type).inc()
+    _child(JOBS_CLAIMED, job_type).inc()
     if details.get("wait_s") is not None:
-        WAIT_SECONDS.labels(job_type).observe(float(details["wait_s"]))
+        _child(WAIT_SECONDS, job_type).observe(float(details["wait_s"]))
     _running[job_id] = (job_type, time.monotonic())
     while len(_running) > _MAX_TRACKED:
         _running.popitem(last=False)
 
 
 def _ended(job_id: uuid.UUID, job_type: str, outcome: str, details: dict[str, Any]) -> None:
-    JOBS_PROCESSED.labels(job_type, outcome).inc()
+    _child(JOBS_PROCESSED, job_type, outcome).inc()
     started = _running.pop(job_id, None)
     duration = details.get("duration_s")
     if duration is None and started is not None:
         duration = time.monotonic() - started[1]
     if duration is not None and outcome in {"completed", "failed", "retry_scheduled"}:
-        PROCESSING_SECONDS.labels(job_type, outcome).observe(float(duration))
+        _child(PROCESSING_SECONDS, job_type, outcome).observe(float(duration))
     if outcome in {"failed", "retry_scheduled"}:
-        FAILURES.labels(job_type, str(details.get("category") or "UNKNOWN")).inc()
+        _child(FAILURES, job_type, str(details.get("category") or "UNKNOWN")).inc()
     if outcome == "retry_scheduled":
-        RETRIES.labels(job_type).inc()
+        _child(RETRIES, job_type).inc()
 
 
 @hookimpl
@@ -103,9 +116,9 @@ def vq_job_event(job_id: uuid.UUID, event: str, details: dict[str, Any]) -> None
     elif event in OUTCOMES:
         _ended(job_id, job_type, event, details)
     elif event == "progress":
-        PROGRESS.labels(job_type).inc()
+        _child(PROGRESS, job_type).inc()
     elif event == "verified":
-        VERIFIED.labels(job_type).inc()
+        _child(VERIFIED, job_type).inc()
 
 
 # -- gauges read from the database ----------------------------------------------------
