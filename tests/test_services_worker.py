@@ -12,6 +12,7 @@ from datetime import datetime
 from pathlib import Path
 from typing import Any
 
+import httpx
 import pytest
 from helpers import eventually, running_worker
 from services_support import download, reference_server
@@ -21,6 +22,7 @@ from vq_core.models import FINAL_STATUSES, Job, JobStatus, NewJob
 from vq_core.plugins import collect_services, make_plugin_manager
 from vq_core.services import VideoService
 from vq_core.store import Store
+from vq_plugins import http_service
 from vq_plugins.manim_revideo import ManimRevideoService
 from vq_plugins.orchestrator import OrchestratorService
 from vq_plugins.reference_services import ReferenceServer
@@ -238,3 +240,51 @@ async def test_manim_revideo_pipeline_through_the_worker(
     # leave its first stage on the job; any of ours shows progress was stored.
     assert job.progress is not None
     assert job.progress["stage"] in ("animating", "composing", "verifying")
+
+
+class RawHttpxService:
+    """A third-party style service that lets httpx errors escape."""
+
+    name = "raw"
+    job_types = ("raw",)
+
+    def __init__(self, base_url: str) -> None:
+        self.base_url = base_url
+
+    async def render(self, job: Any, progress: Any) -> dict[str, Any]:
+        async with httpx.AsyncClient(timeout=30) as client:
+            response = await client.post(
+                f"{self.base_url}/render", json={}, headers={"X-Fault": job.payload["fault"]}
+            )
+            response.raise_for_status()
+        return {}
+
+    async def health(self) -> bool:
+        return True
+
+    async def aclose(self) -> None:
+        return None
+
+
+@pytest.mark.parametrize(
+    ("fault", "with_hook", "category"),
+    [
+        ("status=503", True, "API_ERROR"),
+        ("status=404", True, "INVALID_INPUT"),
+        ("status=429", True, "RATE_LIMITED"),
+        ("status=503", False, "UNKNOWN"),  # what the core alone makes of it
+    ],
+)
+async def test_raw_httpx_errors_are_categorised_through_the_hook(
+    store: Store, fast: Settings, dsn: str, reference: ReferenceServer,
+    fault: str, with_hook: bool, category: str,
+) -> None:
+    pm = make_plugin_manager(fast, load_entrypoints=False)
+    if with_hook:
+        pm.register(http_service)
+    services: dict[str, VideoService] = {"raw": RawHttpxService(reference.url)}
+    async with running_worker(store, fast, services, dsn, pm=pm):
+        res = await store.enqueue(NewJob("raw", {"fault": fault}, max_retries=0))
+        job = await final(store, res.id)
+    assert job.status is JobStatus.FAILED
+    assert (job.error or {})["type"] == category

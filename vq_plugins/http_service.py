@@ -28,9 +28,10 @@ from urllib.parse import urlsplit
 import httpx
 from pydantic import BaseModel, ConfigDict, Field, ValidationError, field_validator, model_validator
 
+from vq_core import hookimpl
 from vq_core.config import ConfigError
 from vq_core.errors import ServiceError
-from vq_core.models import ErrorCategory
+from vq_core.models import ClaimedJob, ErrorCategory
 
 EXCERPT_CHARS = 500
 MIN_LENGTH_S = 5.0
@@ -130,6 +131,21 @@ def error_from_exception(exc: Exception, *, service: str, call: str) -> ServiceE
         category = ErrorCategory.UNKNOWN
         what = f"failed ({type(exc).__name__}: {exc})"
     return ServiceError(category, f"{service}: {call} {what}", service=service, call=call)
+
+
+@hookimpl
+def vq_categorise_error(
+    exc: BaseException, job: ClaimedJob, category: ErrorCategory
+) -> ErrorCategory | None:
+    """Categorise raw httpx errors that a service let through (``raise_for_status()``,
+    an unwrapped timeout), which the core alone would call ``UNKNOWN``."""
+    if category is not ErrorCategory.UNKNOWN:
+        return None
+    if isinstance(exc, httpx.HTTPStatusError):
+        return error_from_response(exc.response, service="?", call="?").category
+    if isinstance(exc, httpx.HTTPError):
+        return error_from_exception(exc, service="?", call="?").category
+    return None
 
 
 def bad_response(

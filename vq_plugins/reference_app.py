@@ -44,6 +44,7 @@ from vq_plugins.reference_faults import (
     parse_fault_spec,
 )
 
+CACHE_LIMIT = 10_000
 _MEDIA_NAME = re.compile(r"[A-Za-z0-9][A-Za-z0-9._-]{0,200}")
 
 
@@ -160,6 +161,10 @@ async def _cached(
     async with lock:
         if (kind, key) not in state.cache:
             state.cache[(kind, key)] = await work(state, req, name)
+            # A long load run sees many keys; the oldest are forgotten first.
+            for table in (state.cache, state.locks):
+                while len(table) > CACHE_LIMIT:
+                    del table[next(iter(table))]
         return state.cache[(kind, key)]
 
 
