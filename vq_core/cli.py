@@ -21,7 +21,7 @@ from vq_core.app import DatabaseUnavailable, Runtime, open_runtime, serve
 from vq_core.config import ConfigError, Settings, load_settings
 from vq_core.errors import InvalidInput, InvalidTransition, JobNotFound
 from vq_core.logs import setup_logging
-from vq_core.models import JobFilter, JobStatus, Priority
+from vq_core.models import Job, JobFilter, JobStatus, Priority
 from vq_core.plugins import collect_services, make_plugin_manager
 from vq_core.render import print_job, print_jobs, print_stats
 from vq_core.schemas import parse_job_request
@@ -264,28 +264,32 @@ async def jobs_show(job_id: str, as_json: bool) -> None:
 @jobs.command("cancel")
 @click.argument("job_id")
 @json_option
-@async_command
-async def jobs_cancel(job_id: str, as_json: bool) -> None:
+def jobs_cancel(job_id: str, as_json: bool) -> None:
     """Cancel a queued job, or ask the worker of a running job to stop it."""
-    jid = job_id_arg(job_id)
-    job = await with_runtime(lambda rt: rt.store.cancel(jid, by="cli"))
-    if as_json:
-        emit_json(job.to_dict())
-    else:
-        state = "cancel requested" if job.status is JobStatus.RUNNING else job.status.value
-        click.echo(f"{job.id} {state}")
+    _act_on_job(job_id, "cancel", as_json)
 
 
 @jobs.command("retry")
 @click.argument("job_id")
 @json_option
-@async_command
-async def jobs_retry(job_id: str, as_json: bool) -> None:
+def jobs_retry(job_id: str, as_json: bool) -> None:
     """Send a failed or cancelled job back to the queue."""
+    _act_on_job(job_id, "retry", as_json)
+
+
+@async_command
+async def _act_on_job(job_id: str, action: str, as_json: bool) -> None:
     jid = job_id_arg(job_id)
-    job = await with_runtime(lambda rt: rt.store.retry(jid, by="cli"))
+
+    async def act(rt: Runtime) -> Job:
+        method = rt.store.cancel if action == "cancel" else rt.store.retry
+        return await method(jid, by="cli")
+
+    job = await with_runtime(act)
     if as_json:
         emit_json(job.to_dict())
+    elif job.status is JobStatus.RUNNING:
+        click.echo(f"{job.id} cancel requested")
     else:
         click.echo(f"{job.id} {job.status.value}")
 

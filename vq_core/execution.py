@@ -39,7 +39,8 @@ class JobRunner:
         self.worker = worker
         self.pm = pm
         self.aborting: dict[uuid.UUID, str] = {}
-        self._started: dict[uuid.UUID, float] = {}
+        # When each job started and its type, for the completion event after the batch write.
+        self._started: dict[uuid.UUID, tuple[float, str]] = {}
 
     # -- running ----------------------------------------------------------------------
 
@@ -47,7 +48,7 @@ class JobRunner:
         """Run ``job`` to an outcome; never raises."""
         worker = self.worker
         service = worker.router.service_for(job.job_type)
-        self._started[job.id] = time.monotonic()
+        self._started[job.id] = (time.monotonic(), job.job_type)
         self.emit(job.id, "claimed", self._details(job, wait_s=self._wait_s(job)))
         try:
             if service is None:
@@ -57,9 +58,11 @@ class JobRunner:
             async with asyncio.timeout(timeout):
                 result = await self._render_and_verify(service.name, job)
         except asyncio.CancelledError:
+            self._started.pop(job.id, None)
             await self._aborted(job)
             return
         except Exception as exc:
+            self._started.pop(job.id, None)
             if service is not None:
                 self._note_service(service.name, exc)
             await self._guard(functools.partial(self._failed, job, exc))
@@ -69,6 +72,7 @@ class JobRunner:
 
     async def _render_and_verify(self, service_name: str, job: ClaimedJob) -> dict[str, Any]:
         service = self.worker.router.services[service_name]
+        self.emit(job.id, "rendering", self._details(job, service=service_name))
         result = await service.render(job, self._progress_callback(job))
         if not isinstance(result, dict):
             raise ServiceError(
@@ -168,13 +172,14 @@ class JobRunner:
     ) -> None:
         """Report the outcome of a batch completion write."""
         for job_id, result in batch:
+            started = self._started.pop(job_id, None)
             if job_id not in done:
                 log.warning("job %s finished but its lease was lost; not recorded", job_id)
                 continue
             details: dict[str, Any] = {"result": result}
-            started = self._started.pop(job_id, None)
             if started is not None:
-                details["duration_s"] = round(time.monotonic() - started, 6)
+                details["duration_s"] = round(time.monotonic() - started[0], 6)
+                details["job_type"] = started[1]
             self.emit(job_id, "completed", details)
 
     async def _guard(self, action: Callable[[], Awaitable[T]]) -> T | None:

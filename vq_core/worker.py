@@ -82,14 +82,7 @@ class Worker:
     async def run(self, stop: asyncio.Event) -> None:
         """Work until ``stop`` is set, then shut down gracefully."""
         await self.refresh_config()
-        await self.store.register_worker(
-            self.id,
-            socket.gethostname(),
-            os.getpid(),
-            self.settings.concurrency,
-            sorted(self.router.routes()),
-            self.settings.lease_seconds,
-        )
+        await self._register()
         await self._listen()
         await self.check_health()
         scheduler = start_scheduler(self._periodic_tasks())
@@ -234,14 +227,17 @@ class Worker:
         """Tell the database this worker is alive (re-register if its row was pruned)."""
         status = "stopping" if self.stopping else "running"
         if not await self.store.heartbeat(self.id, len(self.tasks), status):
-            await self.store.register_worker(
-                self.id,
-                socket.gethostname(),
-                os.getpid(),
-                self.settings.concurrency,
-                sorted(self.router.routes()),
-                self.settings.lease_seconds,
-            )
+            await self._register()
+
+    async def _register(self) -> None:
+        await self.store.register_worker(
+            self.id,
+            socket.gethostname(),
+            os.getpid(),
+            self.settings.concurrency,
+            sorted(self.router.routes()),
+            self.settings.lease_seconds,
+        )
 
     async def recover_leases(self) -> None:
         """Requeue jobs of workers that died; every worker does this, SKIP LOCKED keeps it safe."""

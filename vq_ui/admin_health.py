@@ -52,7 +52,9 @@ def alerts_panel(store: Store, settings: Settings) -> Panel | None:
 
     Returning ``None`` leaves the slot empty; the service health card stays either way.
     """
-    return None
+    from vq_ui.admin_alerts import AlertsPanel
+
+    return AlertsPanel(store, settings)
 
 
 def worker_row(worker: WorkerInfo, now: datetime) -> dict[str, Any]:
