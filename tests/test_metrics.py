@@ -97,9 +97,9 @@ async def test_counters_and_histograms_after_processing(
         if getattr(r, "job_id", None) == str(ids[3])
     ]
     assert good_events == ["claimed", "rendering", "progress", "completed"]
-    # Routine steps are DEBUG (cheap at the default level); failures are warnings.
+    # Routine steps are INFO (followed at the default level); failures are warnings.
     levels = {r.event: r.levelno for r in caplog.records if hasattr(r, "event")}
-    assert levels["completed"] == logging.DEBUG and levels["claimed"] == logging.DEBUG
+    assert levels["completed"] == logging.INFO and levels["claimed"] == logging.INFO
     assert levels["retry_scheduled"] == logging.WARNING
 
 

@@ -83,6 +83,7 @@ class Settings(BaseSettings):
     default_max_retries: int = Field(default=3, ge=0)
     retry_base_delay: float = Field(default=2.0, ge=0)
     retry_max_delay: float = Field(default=600.0, ge=0)
+    verify_timeout: float = Field(default=10.0, gt=0)
     health_check_interval: float = Field(default=15.0, gt=0)
     health_check_timeout: float = Field(default=5.0, gt=0)
     breaker_threshold: int = Field(default=5, ge=1)

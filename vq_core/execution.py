@@ -17,11 +17,14 @@ from datetime import UTC, datetime
 from typing import TYPE_CHECKING, Any, TypeVar
 
 import asyncpg
+import httpx
 import pluggy
 
 from vq_core.errors import ServiceError, error_record
 from vq_core.models import ClaimedJob, ErrorCategory, JobStatus
 from vq_core.retry import default_category, retry_delay
+from vq_core.services import ProgressCallback
+from vq_core.verify import verify_video
 
 if TYPE_CHECKING:
     from vq_core.worker import Worker
@@ -39,6 +42,8 @@ class JobRunner:
         self.worker = worker
         self.pm = pm
         self.aborting: dict[uuid.UUID, str] = {}
+        # One client for every verification: connections and TLS set-up are reused.
+        self.http = httpx.AsyncClient(follow_redirects=True)
         # When each job started and its type, for the completion event after the batch write.
         self._started: dict[uuid.UUID, tuple[float, str]] = {}
 
@@ -82,20 +87,22 @@ class JobRunner:
             )
         video_url = result.get("video_url")
         if video_url is not None:
-            from vq_core.verify import verify_video
-
-            await verify_video(str(video_url))
+            await verify_video(
+                str(video_url), self.http, self.worker.settings.verify_timeout
+            )
             self.emit(job.id, "verified", {"video_url": video_url, "job_type": job.job_type})
         return result
 
-    def _progress_callback(self, job: ClaimedJob) -> Any:
-        last = [0.0]
+    def _progress_callback(self, job: ClaimedJob) -> ProgressCallback:
+        last: dict[str, Any] = {"at": 0.0, "stage": None}
 
         async def progress(percent: float, stage: str) -> None:
+            # Throttle a chatty renderer, but never lose a new stage or the end.
             now = time.monotonic()
-            if now - last[0] < PROGRESS_MIN_INTERVAL and percent < 100:
+            same_stage = stage == last["stage"]
+            if same_stage and percent < 100 and now - last["at"] < PROGRESS_MIN_INTERVAL:
                 return
-            last[0] = now
+            last.update(at=now, stage=stage)
             try:
                 await self.worker.store.update_progress(self.worker.id, job.id, percent, stage)
             except _DB_ERRORS as exc:
@@ -217,7 +224,8 @@ class JobRunner:
         return max(0.0, (datetime.now(UTC) - job.created_at).total_seconds())
 
     async def close_services(self) -> None:
-        """Close every service's connections."""
+        """Close every service's connections and the verification client."""
+        await self.http.aclose()
         for service in self.worker.router.services.values():
             try:
                 await service.aclose()

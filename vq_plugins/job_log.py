@@ -4,11 +4,12 @@ Each line carries ``job_id`` and ``event`` (and the job type, attempt, worker,
 error category...) as ``extra`` fields, so with ``--log-json`` a job is followed
 with ``jq 'select(.job_id == "...")'`` across every worker's log.
 
-Levels: a failed attempt (``retry_scheduled``, ``failed``) is a WARNING and a
-cancel is INFO, so they show at the default level; the routine steps
-(``claimed``, ``progress``, ``verified``, ``completed``, ``released``) are DEBUG
-(``VQ_LOG_LEVEL=DEBUG``). Two INFO lines per job would cost a no-op worker a
-noticeable share of its throughput and flood the log of a busy queue.
+Levels: a failed attempt (``retry_scheduled``, ``failed``) is a WARNING; every
+other step (``claimed``, ``rendering``, ``progress``, ``verified``, ``completed``,
+``cancelled``, ``released``) is INFO, so a job's life can be followed at the
+default level. Video jobs take minutes, so a few lines each cost nothing; a
+queue of no-op jobs at thousands per second (benchmarks) should run at
+``VQ_LOG_LEVEL=WARNING``.
 """
 
 from __future__ import annotations
@@ -71,7 +72,7 @@ def describe(event: str, details: dict[str, Any]) -> str:
 @hookimpl
 def vq_job_event(job_id: uuid.UUID, event: str, details: dict[str, Any]) -> None:
     """Log one event of a job."""
-    level = LEVELS.get(event, logging.DEBUG)
+    level = LEVELS.get(event, logging.INFO)
     if not log.isEnabledFor(level):
         return
     extra: dict[str, Any] = {"job_id": str(job_id), "event": event}
