@@ -245,3 +245,15 @@ async def test_hooks_observe_and_refine(store: Store, settings: Settings, dsn: s
     assert failed["category"] == "INVALID_INPUT" and failed["job_type"] == "scripted"
     completed = next(d for j, e, d in observer.events if e == "completed")
     assert completed["duration_s"] >= 0
+
+
+async def test_long_silent_workers_are_forgotten(
+    store: Store, settings: Settings, dsn: str
+) -> None:
+    await store.register_worker("ghost", "gone-host", 1, 1, ["scripted"], 5.0)
+    await store.pool.execute(
+        "UPDATE vq.workers SET last_heartbeat = now() - interval '2 hours' WHERE id = 'ghost'"
+    )
+    async with running_worker(store, settings, {"scripted": ScriptedService()}, dsn) as worker:
+        await worker.forget_dead_workers()
+        assert [w.id for w in await store.list_workers()] == [worker.id]

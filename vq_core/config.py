@@ -88,6 +88,9 @@ class Settings(BaseSettings):
     health_check_timeout: float = Field(default=5.0, gt=0)
     breaker_threshold: int = Field(default=5, ge=1)
     breaker_cooldown: float = Field(default=30.0, gt=0)
+    forget_workers_after: float = Field(
+        default=3600.0, gt=0, description="seconds of silence before a worker row is deleted"
+    )
     prune_after_days: float = Field(default=30.0, gt=0)
 
     host: str = "127.0.0.1"

@@ -109,6 +109,7 @@ class Worker:
             Periodic("renew-leases", s.lease_seconds / 3, self.renew_leases),
             Periodic("heartbeat", s.heartbeat_interval, self.heartbeat),
             Periodic("recover-leases", s.lease_recovery_interval, self.recover_leases),
+            Periodic("forget-workers", 60.0, self.forget_dead_workers),
             Periodic("refresh-config", max(s.poll_interval, 5.0), self.refresh_config),
             Periodic("health-checks", s.health_check_interval, self.check_health),
             Periodic("alerts", s.alerts.interval, self.alerts.tick),
@@ -247,6 +248,16 @@ class Worker:
                 row["id"],
                 row["worker_id"],
                 row["status"],
+            )
+
+    async def forget_dead_workers(self) -> None:
+        """Delete workers silent for ``forget_workers_after``: their stale alert then
+        resolves, and the workers table lists the living (their jobs were requeued long ago)."""
+        for worker_id in await self.store.prune_workers(self.settings.forget_workers_after):
+            log.warning(
+                "forgot worker %s: silent for over %.0fs",
+                worker_id,
+                self.settings.forget_workers_after,
             )
 
     async def refresh_config(self) -> None:
