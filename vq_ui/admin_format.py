@@ -141,6 +141,15 @@ def event_row(event: JobEvent) -> dict[str, Any]:
     }
 
 
+def matches(job: Job, filters: JobFilter) -> bool:
+    """Whether ``job`` passes the status, type and priority of ``filters`` (not the text)."""
+    return (
+        (filters.status is None or job.status == filters.status)
+        and (filters.job_type is None or job.job_type == filters.job_type)
+        and (filters.priority is None or job.priority == filters.priority)
+    )
+
+
 def build_filter(status: str, job_type: str, priority: str, text: str) -> JobFilter:
     """The store filter of the page's controls; ``""`` means any. Unknown values raise
     ``ValueError`` naming the field (the selects only offer valid ones, but a stale
