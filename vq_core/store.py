@@ -56,10 +56,15 @@ def _job(row: asyncpg.Record) -> Job:
     return Job(**data)
 
 
+_PRIORITIES = {int(p): p for p in Priority}
+
+
 def _claimed(row: asyncpg.Record) -> ClaimedJob:
-    data = dict(row)
-    data["priority"] = Priority(data["priority"])
-    return ClaimedJob(**data)
+    # On the hot path: positional fields in claim_jobs' RETURNING order, no dict.
+    job_id, job_type, priority, payload, retry_count, max_retries, created_at = row
+    return ClaimedJob(
+        job_id, job_type, _PRIORITIES[priority], payload, retry_count, max_retries, created_at
+    )
 
 
 def _encode_cursor(value: Any, job_id: uuid.UUID) -> str:

@@ -150,7 +150,7 @@ class Worker:
         self._maybe_more = len(jobs) == limit
         for job in jobs:
             self.jobs[job.id] = job
-            task = asyncio.create_task(self.runner.execute(job), name=f"vq-job-{job.id}")
+            task = asyncio.create_task(self.runner.execute(job))
             self.tasks[job.id] = task
             task.add_done_callback(functools.partial(self._job_done, job.id))
         return bool(jobs) and len(self.tasks) < self.settings.concurrency
