@@ -5,11 +5,13 @@ Measures, through the real store and one real `vq worker` process:
 - drain rate of pre-enqueued no-op jobs through one worker process, with full
   bookkeeping (events, leases, worker counters);
 - enqueue-to-start latency (p50/p95/p99) at a steady submission rate.
-Then runs ../shared/bench/bare_sql_queue.py (enqueue and drain) against the same
+Then runs ../shared/bench/bare_sql_queue.py (enqueue, drain and latency) against the same
 server and prints one JSON document with vq's numbers, the baseline's and the ratios.
 
 Usage: python load/bench_queue.py [--server postgresql://postgres@127.0.0.1:5432/postgres]
-       [--n 20000] [--concurrency 200] [--rate 200] [--seconds 10]
+       [--n 20000] [--concurrency 200] [--rate 200] [--seconds 10] [--rounds 3]
+vq and the baseline alternate, round by round, so each ratio compares runs made
+moments apart; the median ratio over the rounds is the headline.
 """
 
 from __future__ import annotations
@@ -190,32 +192,90 @@ def bare_sql(server: str, *args: str) -> dict[str, Any]:
     return dict(json.loads(out.strip().splitlines()[-1]))
 
 
+async def bare_latency(server: str, rate: float, seconds: float) -> dict[str, Any]:
+    """The baseline's enqueue-to-start latency: its LISTEN/NOTIFY consumer and producer."""
+    dsn = dsn_for(server, "bare_sql_bench")
+    env = dict(os.environ, BARE_SQL_DSN=dsn)
+    conn = await asyncpg.connect(dsn)
+    await conn.execute("DROP TABLE IF EXISTS jobs")
+    consumer = subprocess.Popen(
+        [
+            sys.executable,
+            str(BARE_SQL),
+            "consume-latency",
+            "--seconds",
+            str(seconds + 3),
+            "--workers",
+            "1",
+        ],
+        env=env,
+        stdout=subprocess.PIPE,
+        text=True,
+    )
+    # The consumer creates its table, then listens; produce only once it exists.
+    deadline = time.monotonic() + 30
+    while not await conn.fetchval("SELECT to_regclass('jobs') IS NOT NULL"):
+        if time.monotonic() > deadline:
+            raise RuntimeError("the bare-SQL consumer did not start")
+        await asyncio.sleep(0.05)
+    await conn.close()
+    await asyncio.to_thread(
+        subprocess.run,
+        [sys.executable, str(BARE_SQL), "produce", "--rate", str(rate), "--seconds", str(seconds)],
+        env=env,
+        check=True,
+        capture_output=True,
+    )
+    out, _ = await asyncio.to_thread(consumer.communicate)
+    return dict(json.loads(out.strip().splitlines()[-1]))
+
+
+async def vq_round(store: Store, dsn: str, args: argparse.Namespace) -> dict[str, Any]:
+    """One measurement of each of vq's numbers."""
+    return {
+        "enqueue_batch": await bench_enqueue(store, args.n, 1000),
+        "enqueue_single": await bench_enqueue_single(store, args.single),
+        "drain": await bench_drain(store, dsn, args.n, args.concurrency),
+        "latency": await bench_latency(store, dsn, args.rate, args.seconds),
+    }
+
+
+async def bare_round(args: argparse.Namespace) -> dict[str, Any]:
+    """One measurement of each of the baseline's numbers."""
+    await fresh_database(args.server, "bare_sql_bench")
+    n, server = str(args.n), args.server
+    return {
+        "enqueue": bare_sql(server, "enqueue", "--n", n, "--batch", "1000"),
+        "drain": bare_sql(server, "drain", "--n", n, "--claim", "50", "--workers", "2"),
+        "latency": await bare_latency(server, args.rate, args.seconds),
+    }
+
+
+def ratios(vq: dict[str, Any], bare: dict[str, Any]) -> dict[str, float]:
+    """vq over the baseline, measured in the same round."""
+    return {
+        "drain_vq_over_bare": round(vq["drain"]["jobs_per_s"] / bare["drain"]["jobs_per_s"], 3),
+        "enqueue_vq_over_bare": round(
+            vq["enqueue_batch"]["jobs_per_s"] / bare["enqueue"]["jobs_per_s"], 3
+        ),
+        "latency_p50_vq_over_bare": round(vq["latency"]["p50_ms"] / bare["latency"]["p50_ms"], 3),
+    }
+
+
 async def main(args: argparse.Namespace) -> None:
-    results: dict[str, Any] = {"vq": {}, "bare_sql": {}, "ratios": {}}
+    """Alternate vq and baseline rounds; report every round and the median ratios."""
+    rounds: list[dict[str, Any]] = []
     store, dsn = await fresh_store(args.server)
     try:
-        results["vq"]["enqueue_batch"] = await bench_enqueue(store, args.n, 1000)
-        results["vq"]["enqueue_single"] = await bench_enqueue_single(store, args.single)
-        results["vq"]["drain"] = await bench_drain(store, dsn, args.n, args.concurrency)
-        results["vq"]["latency"] = await bench_latency(store, dsn, args.rate, args.seconds)
+        for _ in range(args.rounds):
+            vq = await vq_round(store, dsn, args)
+            bare = await bare_round(args) if BARE_SQL.exists() else None
+            rounds.append({"vq": vq, "bare_sql": bare, "ratios": ratios(vq, bare) if bare else {}})
     finally:
         await store.close()
-    if BARE_SQL.exists():
-        await fresh_database(args.server, "bare_sql_bench")
-        results["bare_sql"]["enqueue"] = bare_sql(
-            args.server, "enqueue", "--n", str(args.n), "--batch", "1000"
-        )
-        results["bare_sql"]["drain"] = bare_sql(
-            args.server, "drain", "--n", str(args.n), "--claim", "50", "--workers", "2"
-        )
-        vq, bare = results["vq"], results["bare_sql"]
-        results["ratios"] = {
-            "drain_vq_over_bare": round(vq["drain"]["jobs_per_s"] / bare["drain"]["jobs_per_s"], 3),
-            "enqueue_vq_over_bare": round(
-                vq["enqueue_batch"]["jobs_per_s"] / bare["enqueue"]["jobs_per_s"], 3
-            ),
-        }
-    print(json.dumps(results, indent=2))
+    keys = rounds[0]["ratios"].keys()
+    median = {k: statistics.median(r["ratios"][k] for r in rounds) for k in keys}
+    print(json.dumps({"rounds": rounds, "median_ratios": median}, indent=2))
 
 
 if __name__ == "__main__":
@@ -229,4 +289,5 @@ if __name__ == "__main__":
     parser.add_argument("--concurrency", type=int, default=200)
     parser.add_argument("--rate", type=float, default=200)
     parser.add_argument("--seconds", type=float, default=10)
+    parser.add_argument("--rounds", type=int, default=3, help="alternating vq/baseline rounds")
     asyncio.run(main(parser.parse_args()))
