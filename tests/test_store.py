@@ -302,3 +302,26 @@ async def test_worker_failure_counters(store: Store) -> None:
     await store.complete_many("w1", [(ids[3], {})])
     (info,) = await store.list_workers()
     assert info.consecutive_failures == 0 and info.jobs_completed == 1
+
+
+async def test_unkeyed_batch_answers_in_input_order(store: Store) -> None:
+    later = datetime.now(UTC) + timedelta(minutes=5)
+    jobs = [
+        NewJob(
+            "doubt",
+            {"n": i},
+            Priority(i % 4),
+            run_at=later if i == 3 else None,
+            max_retries=9 if i == 4 else None,
+        )
+        for i in range(50)
+    ]
+    results = await store.enqueue_many(jobs)
+    assert all(r.created for r in results)
+    for i, r in enumerate(results):
+        job = await store.get_job(r.id)
+        assert job.payload == {"n": i} and job.priority is Priority(i % 4)
+    assert (await store.get_job(results[3].id)).run_at == later
+    assert (await store.get_job(results[4].id)).max_retries == 9
+    assert (await store.get_job(results[5].id)).max_retries == 3
+    assert len(await store.get_events(results[0].id)) == 1

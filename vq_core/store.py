@@ -145,18 +145,18 @@ class Store:
 
     async def _enqueue_unkeyed(self, jobs: Sequence[NewJob]) -> list[Enqueued]:
         """The common case, no idempotency keys: every job is new, nothing to look up."""
-        ids = [uuid.uuid4() for _ in jobs]
-        await self.pool.execute(
-            sql("enqueue_jobs"),
-            ids,
-            [j.job_type for j in jobs],
-            [int(j.priority) for j in jobs],
-            [j.payload for j in jobs],
-            [j.run_at for j in jobs],
-            [j.max_retries for j in jobs],
-            self.default_max_retries,
-        )
-        return [Enqueued(job_id, True) for job_id in ids]
+        batch = [
+            {
+                "job_type": j.job_type,
+                "priority": int(j.priority),
+                "payload": j.payload,
+                "run_at": j.run_at.isoformat() if j.run_at else None,
+                "max_retries": j.max_retries,
+            }
+            for j in jobs
+        ]
+        rows = await self.pool.fetch(sql("enqueue_jobs"), batch, self.default_max_retries)
+        return [Enqueued(row[0], True) for row in rows]
 
     # -- the worker's side ------------------------------------------------------
 

@@ -3,24 +3,30 @@
 -- except list_jobs' ORDER BY, filled from a fixed whitelist in store.py.
 
 -- enqueue_jobs --
--- Insert a batch without idempotency keys (ids made by the caller) and log 'created'.
-WITH input AS (
-    SELECT *
-      FROM unnest($1::uuid[], $2::text[], $3::smallint[], $4::jsonb[],
-                  $5::timestamptz[], $6::integer[])
-           WITH ORDINALITY AS t(id, job_type, priority, payload, run_at, max_retries, ord)
+-- Insert a batch without idempotency keys, log 'created', return the new ids in input order.
+-- The batch arrives as one JSON array ($1): one parameter to encode instead of one
+-- array per column, which halves the client's work on large batches.
+WITH input AS MATERIALIZED (
+    SELECT gen_random_uuid() AS id, t.*
+      FROM ROWS FROM (jsonb_to_recordset($1::jsonb)
+                      AS (job_type text, priority smallint, payload jsonb,
+                          run_at timestamptz, max_retries integer))
+           WITH ORDINALITY AS t(job_type, priority, payload, run_at, max_retries, ord)
 ),
 inserted AS (
     INSERT INTO vq.jobs (id, job_type, priority, payload, run_at, max_retries)
-    SELECT i.id, i.job_type, i.priority, i.payload, coalesce(i.run_at, now()),
-           coalesce(i.max_retries, c.max_retries, $7::integer)
+    SELECT i.id, i.job_type, i.priority, coalesce(i.payload, '{}'::jsonb),
+           coalesce(i.run_at, now()), coalesce(i.max_retries, c.max_retries, $2::integer)
       FROM input i
       LEFT JOIN vq.job_queue_config c ON c.job_type = i.job_type
      ORDER BY i.ord
     RETURNING id
+),
+events AS (
+    INSERT INTO vq.job_events (job_id, event)
+    SELECT id, 'created' FROM inserted
 )
-INSERT INTO vq.job_events (job_id, event)
-SELECT id, 'created' FROM inserted;
+SELECT id FROM input ORDER BY ord;
 
 -- enqueue_jobs_keyed --
 -- Insert a batch (ids made by the caller), skip idempotency-key duplicates, log 'created'.
