@@ -27,6 +27,7 @@ import sys
 import tempfile
 import time
 from collections.abc import Awaitable, Callable
+from functools import partial
 from pathlib import Path
 from typing import Any
 
@@ -68,6 +69,8 @@ QUERIES: dict[str, tuple[JobFilter, str]] = {
     "type_rare": (JobFilter(job_type="revideo"), "-created_at"),
     "status_cancelled": (JobFilter(status=JobStatus.CANCELLED), "-updated_at"),
     "sort_priority": (JobFilter(), "priority"),
+    "sort_updated": (JobFilter(), "-updated_at"),
+    "status_queued+sort_priority": (JobFilter(status=JobStatus.QUEUED), "priority"),
     "text_common_topic": (JobFilter(text="gravity"), "-created_at"),
     "text_one_job": (JobFilter(text="doubt #123457)"), "-created_at"),
     "text_no_match": (JobFilter(text="no such words"), "-created_at"),
@@ -93,6 +96,12 @@ async def prepare(server: str, jobs: int, reuse: bool) -> tuple[str, float | Non
             finally:
                 await conn.close()
             if count == jobs:
+                conn = await db.connect(dsn)
+                try:  # a database filled before the latest migration gets it now
+                    if await migrations.migrate(conn):
+                        await conn.execute("ANALYZE vq.jobs")
+                finally:
+                    await conn.close()
                 return dsn, None
         await admin.execute(f'DROP DATABASE IF EXISTS "{DATABASE}" WITH (FORCE)')
         await admin.execute(f'CREATE DATABASE "{DATABASE}"')
@@ -146,16 +155,18 @@ async def measure_queries(dsn: str, runs: int, explain: bool) -> dict[str, Any]:
     out: dict[str, Any] = {}
     try:
         for name, (filters, sort) in QUERIES.items():
-            samples, page = await timed(lambda f=filters, s=sort: store.list_jobs(f, s), runs)
+            samples, page = await timed(partial(store.list_jobs, filters, sort), runs)
             out[name] = {**summary(samples), "rows": len(page.jobs)}
             if page.next_cursor:
                 cursor = page.next_cursor
-                nxt, _ = await timed(
-                    lambda f=filters, s=sort, c=cursor: store.list_jobs(f, s, c), runs
-                )
+                nxt, _ = await timed(partial(store.list_jobs, filters, sort, cursor), runs)
                 out[name]["next_page"] = summary(nxt)
             if explain:
                 out[name]["plan"] = await explain_plan(pool, filters, sort)
+        # A pasted job id: the page reads it by primary key instead of searching.
+        some_id = (await store.list_jobs(limit=1)).jobs[0].id
+        samples, _ = await timed(partial(store.get_job, some_id), runs)
+        out["get_job"] = summary(samples)
         for name, call in (("stats", store.stats), ("throughput_series", store.throughput_series)):
             samples, _ = await timed(call, max(3, runs // 4))
             out[name] = summary(samples)
@@ -323,9 +334,15 @@ def main() -> None:
     }
     if not args.no_browser:
         report["page"] = measure_page(dsn, args.page_runs)
-    list_worst = max(v["p95_ms"] for k, v in report["queries"].items() if k in QUERIES)
+    queries = report["queries"]
+    filtered = [k for k, (f, _) in QUERIES.items() if (f.status or f.job_type) and not f.text]
     report["goals"] = {
-        "query_p95_under_100ms": list_worst < QUERY_GOAL_MS,
+        "filtered_queries_p95_under_100ms": all(
+            queries[k]["p95_ms"] < QUERY_GOAL_MS for k in filtered
+        ),
+        "list_queries_over_100ms_p95": [
+            k for k in QUERIES if queries[k]["p95_ms"] >= QUERY_GOAL_MS
+        ],
         "page_under_2s": (
             max(report["page"]["max_ms"], report["page"]["after_sign_in_cold_ms"]) < PAGE_GOAL_MS
             if "page" in report

@@ -183,7 +183,7 @@ class JobList:
             )
             self.prev_button.props("flat dense data-action=previous-page")
             self.page_label = ui.label("Page 1").props("data-page-label")
-            self.next_button = ui.button("Next", icon="chevron_right", on_click=self.next_page)
+            self.next_button = ui.button("Next", on_click=self.next_page)
             self.next_button.props("flat dense icon-right=chevron_right data-action=next-page")
 
     async def _read(self, filters: JobFilter) -> JobPage:

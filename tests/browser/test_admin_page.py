@@ -96,7 +96,7 @@ async def test_overview_shows_workers_services_and_every_status(
     assert "manim" in services and "down" in services
     assert row_status(driver, seeded.running[0]) == "running"
     assert driver.find_elements(By.CSS_SELECTOR, "[data-panel=chart] canvas")
-    screenshot(driver, "queue-overview", full_page=True)
+    screenshot(driver, "queue", full_page=True)
 
 
 async def test_filters_search_and_paging_run_on_the_server(
