@@ -20,7 +20,6 @@ import argparse
 import asyncio
 import json
 import os
-import resource
 import statistics
 import subprocess
 import sys
@@ -116,20 +115,27 @@ async def stop(proc: subprocess.Popen[bytes]) -> None:
     await asyncio.to_thread(proc.wait, 60)
 
 
+def process_cpu_s(pid: int) -> float:
+    """User + system CPU seconds of a running process (Linux /proc)."""
+    fields = Path(f"/proc/{pid}/stat").read_text().rsplit(")", 1)[1].split()
+    return (int(fields[11]) + int(fields[12])) / os.sysconf("SC_CLK_TCK")
+
+
 async def bench_drain(store: Store, dsn: str, n: int, concurrency: int) -> dict[str, Any]:
     await truncate(store)
     for i in range(0, n, 5000):
         await store.enqueue_many([NewJob("noop") for _ in range(i, min(n, i + 5000))])
     await store.pool.execute("VACUUM ANALYZE vq.jobs")
-    before = resource.getrusage(resource.RUSAGE_CHILDREN)
     proc = start_worker(dsn, concurrency)
     try:
+        await wait_registered(store)
+        # The worker registers before its first claim: CPU from here on is the drain's.
+        cpu0 = process_cpu_s(proc.pid)
         while await store.pool.fetchval("SELECT count(*) FROM vq.jobs WHERE status <> 'completed'"):
             await asyncio.sleep(0.1)
+        cpu = process_cpu_s(proc.pid) - cpu0
     finally:
         await stop(proc)
-    after = resource.getrusage(resource.RUSAGE_CHILDREN)
-    cpu = (after.ru_utime - before.ru_utime) + (after.ru_stime - before.ru_stime)
     # Timed by the database's own clock, from the first claim to the last completion,
     # so the worker's start-up is not counted.
     sec = await store.pool.fetchval(
