@@ -35,8 +35,10 @@ class Actions:
         username: str,
         may_act: bool,
         after_change: Callable[[], Awaitable[None]],
+        authorize: Callable[[], Awaitable[bool]] | None = None,
     ) -> None:
         self.store = store
+        self.authorize = authorize
         self.username = username
         self.may_act = may_act
         self.after_change = after_change
@@ -79,6 +81,8 @@ class Actions:
 
     async def _run(self, action: str, job_id: uuid.UUID) -> None:
         short = str(job_id)[:8]
+        if self.authorize is not None and not await self.authorize():
+            return  # signed out or role changed meanwhile: the page is leaving
         try:
             if action == "cancel":
                 job = await self.store.cancel(job_id, by=self.username)

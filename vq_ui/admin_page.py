@@ -32,6 +32,8 @@ from vq_ui.roles import User
 log = logging.getLogger(__name__)
 
 PAGE_PATH = "/queue"
+# Where vq_ui.auth.current_user caches its answer in the request scope.
+_USER_CACHE_KEY = "vq.user"
 DEFAULT_REFRESH_S = 5.0
 FAVICON = (
     '<svg xmlns="http://www.w3.org/2000/svg" viewBox="0 0 32 32">'
@@ -68,13 +70,30 @@ def initial_state(params: Any) -> ListState:
     return state
 
 
+async def signed_in(request: Request) -> User | None:
+    """Who the page's original request belongs to *now*: the page lives on after its
+    HTTP request, so each refresh and action asks again, and a user who signed out
+    elsewhere, was disabled, changed password or lost a role stops acting at once."""
+    scope = dict(request.scope)
+    scope.pop(_USER_CACHE_KEY, None)  # current_user caches its answer in the scope
+    return await current_user(Request(scope))
+
+
 class AdminPage:
     """One visitor's page: its panels and the refresh that feeds them."""
 
     def __init__(
-        self, settings: Settings, store: Store, user: User, state: ListState, interval: float
+        self,
+        settings: Settings,
+        store: Store,
+        request: Request,
+        user: User,
+        state: ListState,
+        interval: float,
     ) -> None:
         self.store = store
+        self.request = request
+        self.user = user
         # Slightly younger than a tick, so each page still sees every tick's numbers.
         self.stats = shared_stats(store, max_age=interval * 0.8)
         self._refreshing = False
@@ -94,7 +113,9 @@ class AdminPage:
                     self.health = Health()
                     with ui.column().classes("w-full gap-4").props("data-panel=alerts"):
                         self.alerts: Panel | None = alerts_panel(store, settings)
-            self.actions = Actions(store, user.label, user.can("act"), self.changed)
+            self.actions = Actions(
+                store, user.label, user.can("act"), self.changed, self.still_allowed
+            )
             self.details = JobDetails(store, self.actions)
             self.jobs = JobList(store, self.actions, self.details.show, state)
 
@@ -108,6 +129,18 @@ class AdminPage:
             ui.button("Sign out", icon="logout", on_click=lambda: ui.navigate.to("/logout")).props(
                 "flat color=white data-action=logout"
             )
+
+    async def still_allowed(self) -> bool:
+        """True while the session is valid with the same role; else leave the page (to
+        the sign-in form, or reloaded with the new role's buttons)."""
+        user = await signed_in(self.request)
+        if user is None:
+            ui.navigate.to("/login?" + urlencode({"next": PAGE_PATH}))
+            return False
+        if user.role != self.user.role:
+            ui.navigate.reload()
+            return False
+        return True
 
     async def changed(self) -> None:
         """After an action: show its effect now rather than at the next tick."""
@@ -123,6 +156,8 @@ class AdminPage:
             return
         self._refreshing = True
         try:
+            if not await self.still_allowed():
+                return
             (stats, series), workers, services = await asyncio.gather(
                 self.stats.read(), self.store.list_workers(), self.store.list_service_health()
             )
@@ -175,7 +210,8 @@ def register(app: FastAPI, settings: Settings, store: Store) -> None:
         if user is None:
             target = PAGE_PATH + (f"?{request.url.query}" if request.url.query else "")
             return RedirectResponse("/login?" + urlencode({"next": target}), status_code=303)
-        page = AdminPage(settings, store, user, initial_state(request.query_params), interval)
+        state = initial_state(request.query_params)
+        page = AdminPage(settings, store, request, user, state, interval)
         await page.changed()  # the job list travels with the HTML; it costs milliseconds
         # The counters need a scan of the table (a few hundred ms at a million jobs), so
         # they arrive right after the browser connects: the first tick runs at once.

@@ -33,6 +33,7 @@ from selenium.webdriver.support import expected_conditions as ec
 from vq_core.models import JobStatus, NewJob
 from vq_core.store import Store
 from vq_plugins.render_engine import render_explainer
+from vq_ui import users
 
 pytestmark = [pytest.mark.browser, pytest.mark.usefixtures("accounts")]
 
@@ -261,3 +262,22 @@ async def test_refresh_keeps_filters_and_the_open_dialog(
 
 def _unique(text: str) -> uuid.UUID:
     return uuid.UUID(text.strip())
+
+
+async def test_an_open_page_follows_role_changes_and_disabling(
+    store: Store, web: WebApp, driver: WebDriver
+) -> None:
+    job = (await store.enqueue(NewJob("doubt", {"question": "still mine?"}))).id
+    log_in(driver, web, "operator")
+    wait(driver).until(
+        ec.presence_of_element_located(
+            (By.CSS_SELECTOR, f"button[data-action=cancel][data-job-id='{job}']")
+        )
+    )
+    await users.update_user(store, "operator", role="viewer")
+    wait(driver).until(_text_is("[data-user]", "operator · viewer"))  # reloaded
+    wait(driver).until(lambda d: str(job) in shown_job_ids(d))
+    assert not driver.find_elements(By.CSS_SELECTOR, "button[data-action=cancel]")
+    await users.update_user(store, "operator", disabled=True)
+    wait(driver).until(ec.url_contains("/login"))
+    assert (await store.get_job(job)).status is JobStatus.QUEUED
