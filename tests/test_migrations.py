@@ -96,3 +96,16 @@ def _seq_scans(plan: object) -> str:
 
     walk(plan)
     return json.dumps(found)
+
+
+async def test_job_ids_are_time_ordered_version_7(dsn: str) -> None:
+    conn = await db.connect(dsn)
+    try:
+        ids = [await conn.fetchval("SELECT vq.uuid_v7()") for _ in range(50)]
+        assert all(i.version == 7 for i in ids)
+        assert len(set(ids)) == 50
+        # The first 48 bits are milliseconds: never decreasing from one call to the next.
+        stamps = [int(i.hex[:12], 16) for i in ids]
+        assert stamps == sorted(stamps)
+    finally:
+        await conn.close()

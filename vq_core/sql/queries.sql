@@ -7,7 +7,7 @@
 -- The batch arrives as one JSON array ($1): one parameter to encode instead of one
 -- array per column, which halves the client's work on large batches.
 WITH input AS MATERIALIZED (
-    SELECT gen_random_uuid() AS id, t.*
+    SELECT vq.uuid_v7() AS id, t.*
       FROM ROWS FROM (jsonb_to_recordset($1::jsonb)
                       AS (job_type text, priority smallint, payload jsonb,
                           run_at timestamptz, max_retries integer))
