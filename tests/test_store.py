@@ -228,6 +228,9 @@ async def test_list_filters_search_and_keyset_pages(store: Store) -> None:
     assert [j.job_type for j in found.jobs] == ["other"]
     by_id = await store.list_jobs(JobFilter(text=str(found.jobs[0].id)))
     assert [j.id for j in by_id.jobs] == [found.jobs[0].id]
+    other_type = await store.list_jobs(JobFilter(job_type="doubt", text=str(found.jobs[0].id)))
+    assert other_type.jobs == []
+    assert (await store.list_jobs(JobFilter(text=str(uuid.uuid4())))).jobs == []
     asc = await store.list_jobs(sort="priority", limit=100)
     assert [j.priority for j in asc.jobs] == sorted(j.priority for j in asc.jobs)
 

@@ -67,6 +67,13 @@ def _claimed(row: asyncpg.Record) -> ClaimedJob:
     )
 
 
+def _as_uuid(text: str) -> uuid.UUID | None:
+    try:
+        return uuid.UUID(text)
+    except ValueError:
+        return None
+
+
 def _encode_cursor(value: Any, job_id: uuid.UUID) -> str:
     raw = json.dumps([value.isoformat() if hasattr(value, "isoformat") else value, str(job_id)])
     return base64.urlsafe_b64encode(raw.encode()).decode()
@@ -303,6 +310,9 @@ class Store:
             raise InvalidInput(f"sort: use one of {', '.join(SORTS)} (prefix - for descending)")
         if not 1 <= limit <= MAX_PAGE:
             raise InvalidInput(f"limit: must be between 1 and {MAX_PAGE}")
+        text = f.text.strip() if f.text and f.text.strip() else None
+        if text is not None and (pasted := _as_uuid(text)) is not None:
+            return await self._list_one(pasted, f)
         column, cursor_type = SORTS[key]
         query = sql("list_jobs").format(
             column=column,
@@ -316,7 +326,7 @@ class Store:
             f.status.value if f.status else None,
             f.job_type,
             int(f.priority) if f.priority is not None else None,
-            f.text.strip() if f.text and f.text.strip() else None,
+            text,
             after_value,
             after_id,
             limit + 1,
@@ -327,6 +337,19 @@ class Store:
             last = rows[limit - 1]
             next_cursor = _encode_cursor(last[column], last["id"])
         return JobPage(jobs, next_cursor)
+
+    async def _list_one(self, job_id: uuid.UUID, f: JobFilter) -> JobPage:
+        """A pasted job id: one primary-key read instead of a search of the table."""
+        try:
+            job = await self.get_job(job_id)
+        except JobNotFound:
+            return JobPage([], None)
+        matches = (
+            (f.status is None or job.status is f.status)
+            and (f.job_type is None or job.job_type == f.job_type)
+            and (f.priority is None or job.priority is f.priority)
+        )
+        return JobPage([job] if matches else [], None)
 
     # -- workers and per-type configuration -------------------------------------
 

@@ -282,7 +282,6 @@ SELECT *
    AND ($2::text IS NULL OR job_type = $2::text)
    AND ($3::smallint IS NULL OR priority = $3::smallint)
    AND ($4::text IS NULL
-        OR id::text = lower($4::text)
         OR job_type ILIKE '%' || $4::text || '%'
         OR payload ->> 'question' ILIKE '%' || $4::text || '%'
         OR payload ->> 'topic' ILIKE '%' || $4::text || '%')
