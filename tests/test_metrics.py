@@ -81,10 +81,8 @@ async def test_counters_and_histograms_after_processing(
     story = [r for r in caplog.records if getattr(r, "job_id", None) == str(bad)]
     assert [r.event for r in story] == [  # type: ignore[attr-defined]
         "claimed",
-        "rendering",
         "retry_scheduled",
         "claimed",
-        "rendering",
         "failed",
     ]
     last = json.loads(JsonFormatter().format(story[-1]))
@@ -96,7 +94,7 @@ async def test_counters_and_histograms_after_processing(
         for r in caplog.records  # type: ignore[attr-defined]
         if getattr(r, "job_id", None) == str(ids[3])
     ]
-    assert good_events == ["claimed", "rendering", "progress", "completed"]
+    assert good_events == ["claimed", "progress", "completed"]
     # Routine steps are INFO (followed at the default level); failures are warnings.
     levels = {r.event: r.levelno for r in caplog.records if hasattr(r, "event")}
     assert levels["completed"] == logging.INFO and levels["claimed"] == logging.INFO

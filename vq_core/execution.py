@@ -54,7 +54,12 @@ class JobRunner:
         worker = self.worker
         service = worker.router.service_for(job.job_type)
         self._started[job.id] = (time.monotonic(), job.job_type)
-        self.emit(job.id, "claimed", self._details(job, wait_s=self._wait_s(job)))
+        # One event for "claimed, now calling service X": observers run per event.
+        self.emit(
+            job.id,
+            "claimed",
+            self._details(job, wait_s=self._wait_s(job), service=service.name if service else None),
+        )
         try:
             if service is None:
                 raise ServiceError(ErrorCategory.UNKNOWN, f"no service renders {job.job_type!r}")
@@ -67,17 +72,17 @@ class JobRunner:
             await self._aborted(job)
             return
         except Exception as exc:
-            self._started.pop(job.id, None)
+            started = self._started.pop(job.id, None)
+            duration = time.monotonic() - started[0] if started else None
             if service is not None:
                 self._note_service(service.name, exc)
-            await self._guard(functools.partial(self._failed, job, exc))
+            await self._guard(functools.partial(self._failed, job, exc, duration))
             return
         worker.router.record_outcome(service.name, None)
         worker.complete_later(job.id, result)
 
     async def _render_and_verify(self, service_name: str, job: ClaimedJob) -> dict[str, Any]:
         service = self.worker.router.services[service_name]
-        self.emit(job.id, "rendering", self._details(job, service=service_name))
         result = await service.render(job, self._progress_callback(job))
         if not isinstance(result, dict):
             raise ServiceError(
@@ -87,9 +92,7 @@ class JobRunner:
             )
         video_url = result.get("video_url")
         if video_url is not None:
-            await verify_video(
-                str(video_url), self.http, self.worker.settings.verify_timeout
-            )
+            await verify_video(str(video_url), self.http, self.worker.settings.verify_timeout)
             self.emit(job.id, "verified", {"video_url": video_url, "job_type": job.job_type})
         return result
 
@@ -144,7 +147,9 @@ class JobRunner:
 
     # -- outcomes ----------------------------------------------------------------------
 
-    async def _failed(self, job: ClaimedJob, exc: BaseException) -> None:
+    async def _failed(
+        self, job: ClaimedJob, exc: BaseException, duration: float | None = None
+    ) -> None:
         category = default_category(exc)
         refined = self.pm.hook.vq_categorise_error(exc=exc, job=job, category=category)
         if refined is not None:
@@ -167,6 +172,8 @@ class JobRunner:
         details = self._details(
             job, category=category.value, error=record["message"], attempt=attempt
         )
+        if duration is not None:
+            details["duration_s"] = round(duration, 6)
         if status is JobStatus.QUEUED and delay is not None:
             details["retry_in_s"] = round(delay, 3)
             self.emit(job.id, "retry_scheduled", details)

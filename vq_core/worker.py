@@ -335,6 +335,7 @@ class Worker:
             )
             await asyncio.wait(list(self.tasks.values()), timeout=self.settings.shutdown_grace)
         left = list(self.tasks)
+        left_types = {job_id: self.jobs[job_id].job_type for job_id in left if job_id in self.jobs}
         for job_id in left:
             self.runner.abort(job_id, reason="shutdown")
         if self.tasks:
@@ -343,5 +344,6 @@ class Worker:
         if left:
             released = await self.store.release(self.id, left)
             for job_id in released:
-                self.runner.emit(job_id, "released", {"worker_id": self.id})
+                details = {"worker_id": self.id, "job_type": left_types.get(job_id)}
+                self.runner.emit(job_id, "released", details)
             log.info("handed %d unfinished jobs back to the queue", len(released))

@@ -5,11 +5,11 @@ error category...) as ``extra`` fields, so with ``--log-json`` a job is followed
 with ``jq 'select(.job_id == "...")'`` across every worker's log.
 
 Levels: a failed attempt (``retry_scheduled``, ``failed``) is a WARNING; every
-other step (``claimed``, ``rendering``, ``progress``, ``verified``, ``completed``,
-``cancelled``, ``released``) is INFO, so a job's life can be followed at the
-default level. Video jobs take minutes, so a few lines each cost nothing; a
-queue of no-op jobs at thousands per second (benchmarks) should run at
-``VQ_LOG_LEVEL=WARNING``.
+other step (``claimed``, which names the service it calls, ``progress``,
+``verified``, ``completed``, ``cancelled``, ``released``) is INFO, so a job's life
+can be followed at the default level. Video jobs take minutes, so a few lines
+each cost nothing; a queue of no-op jobs at thousands per second (benchmarks)
+should run at ``VQ_LOG_LEVEL=WARNING``.
 """
 
 from __future__ import annotations
@@ -51,7 +51,11 @@ def describe(event: str, details: dict[str, Any]) -> str:
     d = details
     attempt = f" attempt {d['attempt']}" if "attempt" in d else ""
     if event == "claimed":
-        return f"claimed by {d.get('worker_id')}{attempt} after {d.get('wait_s', 0):.3f}s queued"
+        service = f", calling service {d['service']}" if d.get("service") else ""
+        return (
+            f"claimed by {d.get('worker_id')}{attempt} after {d.get('wait_s', 0):.3f}s queued"
+            f"{service}"
+        )
     if event == "progress":
         return f"progress {d.get('percent', 0):.0f}% {d.get('stage', '')}".rstrip()
     if event == "verified":

@@ -11,9 +11,7 @@ process; ``await refresh_queue_gauges(store)`` before rendering the registry.
 from __future__ import annotations
 
 import threading
-import time
 import uuid
-from collections import OrderedDict
 from collections.abc import Iterator
 from typing import Any
 
@@ -56,13 +54,6 @@ RETRIES = Counter("vq_job_retries", "Retries scheduled after a failed attempt.",
 PROGRESS = Counter("vq_job_progress_events", "Progress reports stored.", ["job_type"])
 VERIFIED = Counter("vq_videos_verified", "Result videos that passed verification.", ["job_type"])
 
-# job id -> (job type, monotonic claim time), so the end of an attempt is labelled
-# and timed even when its event carries neither. Capped: a job whose lease was
-# lost ends without an event here.
-_MAX_TRACKED = 100_000
-_running: OrderedDict[uuid.UUID, tuple[str, float]] = OrderedDict()
-
-
 # labels() takes a lock and validates on every call; the label sets are few (job
 # types x outcomes x categories), so their children are looked up once and kept.
 _children: dict[tuple[int, tuple[str, ...]], Any] = {}
@@ -76,29 +67,15 @@ def _child(metric: Counter | Histogram, *labels: str) -> Any:
     return child
 
 
-def _job_type(job_id: uuid.UUID, details: dict[str, Any]) -> str:
-    job_type = details.get("job_type")
-    if job_type:
-        return str(job_type)
-    known = _running.get(job_id)
-    return known[0] if known else "unknown"
-
-
-def _claimed(job_id: uuid.UUID, job_type: str, details: dict[str, Any]) -> None:
+def _claimed(job_type: str, details: dict[str, Any]) -> None:
     _child(JOBS_CLAIMED, job_type).inc()
     if details.get("wait_s") is not None:
         _child(WAIT_SECONDS, job_type).observe(float(details["wait_s"]))
-    _running[job_id] = (job_type, time.monotonic())
-    while len(_running) > _MAX_TRACKED:
-        _running.popitem(last=False)
 
 
-def _ended(job_id: uuid.UUID, job_type: str, outcome: str, details: dict[str, Any]) -> None:
+def _ended(job_type: str, outcome: str, details: dict[str, Any]) -> None:
     _child(JOBS_PROCESSED, job_type, outcome).inc()
-    started = _running.pop(job_id, None)
     duration = details.get("duration_s")
-    if duration is None and started is not None:
-        duration = time.monotonic() - started[1]
     if duration is not None and outcome in {"completed", "failed", "retry_scheduled"}:
         _child(PROCESSING_SECONDS, job_type, outcome).observe(float(duration))
     if outcome in {"failed", "retry_scheduled"}:
@@ -109,12 +86,12 @@ def _ended(job_id: uuid.UUID, job_type: str, outcome: str, details: dict[str, An
 
 @hookimpl
 def vq_job_event(job_id: uuid.UUID, event: str, details: dict[str, Any]) -> None:
-    """Count and time the event."""
-    job_type = _job_type(job_id, details)
+    """Count and time the event (the worker puts job_type and durations in details)."""
+    job_type = str(details.get("job_type") or "unknown")
     if event == "claimed":
-        _claimed(job_id, job_type, details)
+        _claimed(job_type, details)
     elif event in OUTCOMES:
-        _ended(job_id, job_type, event, details)
+        _ended(job_type, event, details)
     elif event == "progress":
         _child(PROGRESS, job_type).inc()
     elif event == "verified":
