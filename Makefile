@@ -20,8 +20,11 @@ run: $(STAMP)
 	$(BIN)/vq run
 
 ## test: set up and run every check: lint, types, layers, unit, integration, contract, browser, e2e
+# Screenshots of the admin page go to test-artifacts/ here; `tox -e browser` renews
+# the ones in docs/screenshots.
 test: $(STAMP) chromium lint
-	$(BIN)/python -m pytest -n $(PYTEST_WORKERS) tests contract_tests
+	VQ_SCREENSHOT_DIR=$(CURDIR)/test-artifacts/screenshots \
+	  $(BIN)/python -m pytest -n $(PYTEST_WORKERS) tests contract_tests
 
 lint: $(STAMP)
 	$(BIN)/ruff check vq_core vq_plugins vq_ui tests contract_tests load
