@@ -30,6 +30,7 @@ from typing import Any
 import asyncpg
 
 from vq_core import db, migrations
+from vq_core.app import run_coroutine
 from vq_core.models import NewJob
 from vq_core.store import Store
 
@@ -296,4 +297,5 @@ if __name__ == "__main__":
     parser.add_argument("--rate", type=float, default=200)
     parser.add_argument("--seconds", type=float, default=10)
     parser.add_argument("--rounds", type=int, default=3, help="alternating vq/baseline rounds")
-    asyncio.run(main(parser.parse_args()))
+    # The same event loop as vq's own processes and the baseline: uvloop when installed.
+    run_coroutine(main(parser.parse_args()), os.environ.get("VQ_EVENT_LOOP", "auto"))

@@ -6,7 +6,6 @@ Plugins add commands through the ``vq_add_commands`` hook.
 
 from __future__ import annotations
 
-import asyncio
 import functools
 import json
 import sys
@@ -17,7 +16,7 @@ from typing import Any, ParamSpec, TypeVar
 import click
 
 from vq_core import __version__
-from vq_core.app import DatabaseUnavailable, Runtime, open_runtime, serve
+from vq_core.app import DatabaseUnavailable, Runtime, open_runtime, run_coroutine, serve
 from vq_core.config import ConfigError, Settings, load_settings
 from vq_core.errors import InvalidInput, InvalidTransition, JobNotFound
 from vq_core.logs import setup_logging
@@ -42,7 +41,7 @@ def async_command(func: Callable[P, Coroutine[Any, Any, T]]) -> Callable[P, T]:
     @functools.wraps(func)
     def wrapper(*args: P.args, **kwargs: P.kwargs) -> T:
         try:
-            return asyncio.run(func(*args, **kwargs))
+            return run_coroutine(func(*args, **kwargs), _event_loop())
         except (ConfigError, InvalidInput, InvalidTransition) as exc:
             raise UsageProblem(str(exc)) from None
         except JobNotFound as exc:
@@ -51,6 +50,14 @@ def async_command(func: Callable[P, Coroutine[Any, Any, T]]) -> Callable[P, T]:
             raise click.ClickException(str(exc)) from None
 
     return wrapper
+
+
+def _event_loop() -> str:
+    """The configured event loop; bad configuration is reported by the command itself."""
+    try:
+        return load_settings().event_loop
+    except ConfigError:
+        return "asyncio"
 
 
 def settings_from(**overrides: Any) -> Settings:

@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import os
 from pathlib import Path
-from typing import Any
+from typing import Any, Literal
 
 import platformdirs
 from pydantic import (
@@ -107,6 +107,9 @@ class Settings(BaseSettings):
     )
     plugin_config: dict[str, dict[str, Any]] = Field(default_factory=dict)
     alerts: AlertSettings = Field(default_factory=AlertSettings)
+    event_loop: Literal["auto", "asyncio", "uvloop"] = Field(
+        default="auto", description="auto: uvloop when installed (vq[all]), else asyncio"
+    )
     log_json: bool = False
     log_level: str = "INFO"
 
