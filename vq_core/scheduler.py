@@ -6,6 +6,7 @@ Each job is guarded so that a failing tick is logged and the next tick runs;
 
 from __future__ import annotations
 
+import asyncio
 import logging
 from collections.abc import Awaitable, Callable
 from dataclasses import dataclass
@@ -28,6 +29,9 @@ def _guarded(task: Periodic) -> Callable[[], Awaitable[None]]:
     async def run() -> None:
         try:
             await task.func()
+        except asyncio.CancelledError:
+            # The scheduler is stopping with this tick in flight; the next start ticks again.
+            log.debug("periodic task %s cancelled by shutdown", task.name)
         except Exception:
             log.exception(
                 "periodic task %s failed; it runs again in %.1fs", task.name, task.seconds
