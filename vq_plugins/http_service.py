@@ -148,9 +148,7 @@ def vq_categorise_error(
     return None
 
 
-def bad_response(
-    response: httpx.Response, why: str, *, service: str, call: str
-) -> ServiceError:
+def bad_response(response: httpx.Response, why: str, *, service: str, call: str) -> ServiceError:
     """A 2xx answer we cannot use."""
     return ServiceError(
         ErrorCategory.BAD_RESPONSE,
@@ -276,6 +274,19 @@ def job_types_option(
     if not isinstance(value, list | tuple) or not all(isinstance(v, str) for v in value):
         raise ConfigError(f"plugin_config.{plugin}.job_types: must be a list of job types")
     return tuple(v for v in value if v)
+
+
+def client_options(options: Mapping[str, Any], plugin: str) -> dict[str, Any]:
+    """The options every HTTP service client takes: job types, timeouts, API key."""
+    api_key = options.get("api_key")
+    return {
+        "job_types": job_types_option(options, (), plugin),
+        "connect_timeout": float_option(
+            options, "connect_timeout", DEFAULT_CONNECT_TIMEOUT, plugin
+        ),
+        "read_timeout": float_option(options, "read_timeout", DEFAULT_READ_TIMEOUT, plugin),
+        "api_key": str(api_key) if api_key else None,
+    }
 
 
 # -- payload validation ---------------------------------------------------------------

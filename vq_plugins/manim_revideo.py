@@ -34,9 +34,8 @@ from vq_plugins.http_service import (
     DEFAULT_READ_TIMEOUT,
     DoubtPayload,
     base_url_option,
-    float_option,
+    client_options,
     get_ok,
-    job_types_option,
     make_client,
     post_json,
     validate_payload,
@@ -51,8 +50,18 @@ OUTRO_SECONDS = 3
 log = logging.getLogger(__name__)
 
 ANIMATED_SUBJECTS = frozenset(
-    {"math", "maths", "mathematics", "physics", "geometry", "algebra", "calculus",
-     "trigonometry", "statistics", "mechanics"}
+    {
+        "math",
+        "maths",
+        "mathematics",
+        "physics",
+        "geometry",
+        "algebra",
+        "calculus",
+        "trigonometry",
+        "statistics",
+        "mechanics",
+    }
 )
 _VISUAL_WORDS = re.compile(
     r"\b(diagram|graph|plot|geometr\w*|proof|prove|derive|derivation|visuali[sz]e\w*|"
@@ -94,8 +103,12 @@ class ManimClient:
         body = {"scene_type": "diagram", "content": content, "style": style}
         headers = {"Idempotency-Key": key} if key else None
         data = await post_json(
-            self._client, f"{self.base_url}/render", body,
-            service="manim", call=MANIM_CALL, headers=headers,
+            self._client,
+            f"{self.base_url}/render",
+            body,
+            service="manim",
+            call=MANIM_CALL,
+            headers=headers,
         )
         return str(data["video_url"])
 
@@ -113,8 +126,12 @@ class RevideoClient:
         """
         headers = {"Idempotency-Key": key} if key else None
         return await post_json(
-            self._client, f"{self.base_url}/compose", body,
-            service="revideo", call=REVIDEO_CALL, headers=headers,
+            self._client,
+            f"{self.base_url}/compose",
+            body,
+            service="revideo",
+            call=REVIDEO_CALL,
+            headers=headers,
         )
 
 
@@ -181,15 +198,7 @@ def from_settings(settings: Settings) -> ManimRevideoService | None:
     if manim is None or revideo is None:
         missing = "manim_base_url" if manim is None else "revideo_base_url"
         raise ConfigError(f"plugin_config.{NAME}.{missing}: required when the other URL is set")
-    api_key = options.get("api_key")
-    return ManimRevideoService(
-        manim,
-        revideo,
-        job_types=job_types_option(options, (), NAME),
-        connect_timeout=float_option(options, "connect_timeout", DEFAULT_CONNECT_TIMEOUT, NAME),
-        read_timeout=float_option(options, "read_timeout", DEFAULT_READ_TIMEOUT, NAME),
-        api_key=str(api_key) if api_key else None,
-    )
+    return ManimRevideoService(manim, revideo, **client_options(options, NAME))
 
 
 @hookimpl

@@ -27,9 +27,8 @@ from vq_plugins.http_service import (
     DEFAULT_CONNECT_TIMEOUT,
     DEFAULT_READ_TIMEOUT,
     base_url_option,
-    float_option,
+    client_options,
     get_ok,
-    job_types_option,
     make_client,
     post_json,
     validate_payload,
@@ -120,14 +119,7 @@ def from_settings(settings: Settings) -> OrchestratorService | None:
         if options:
             log.warning("orchestrator: plugin_config.orchestrator has no base_url; not registered")
         return None
-    api_key = options.get("api_key")
-    return OrchestratorService(
-        base_url,
-        job_types=job_types_option(options, (), NAME),
-        connect_timeout=float_option(options, "connect_timeout", DEFAULT_CONNECT_TIMEOUT, NAME),
-        read_timeout=float_option(options, "read_timeout", DEFAULT_READ_TIMEOUT, NAME),
-        api_key=str(api_key) if api_key else None,
-    )
+    return OrchestratorService(base_url, **client_options(options, NAME))
 
 
 @hookimpl
