@@ -122,7 +122,8 @@ async def test_dropped_connection_is_network(reference: ReferenceServer) -> None
     error = await render_with_fault(reference, "drop_connection")
     assert error.category is ErrorCategory.NETWORK
     assert error.status_code is None
-    assert "RemoteProtocolError" in error.message
+    # The peer closes mid-body: httpx reports a protocol or a read error, by timing.
+    assert "RemoteProtocolError" in error.message or "ReadError" in error.message
 
 
 async def test_slow_answer_is_timeout(reference: ReferenceServer) -> None:
