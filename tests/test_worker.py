@@ -257,3 +257,44 @@ async def test_long_silent_workers_are_forgotten(
     async with running_worker(store, settings, {"scripted": ScriptedService()}, dsn) as worker:
         await worker.forget_dead_workers()
         assert [w.id for w in await store.list_workers()] == [worker.id]
+
+
+async def test_dropped_database_connections_lose_no_job(
+    store: Store, settings: Settings, dsn: str
+) -> None:
+    """Every server connection of the worker is killed, twice, mid-drain: all jobs still
+    complete, each exactly once (a restarted database looks like this to the worker)."""
+    import asyncpg
+
+    n = 400
+    killer = await asyncpg.connect(dsn)
+    try:
+        async with running_worker(store, settings, {"scripted": ScriptedService()}, dsn):
+            await store.enqueue_many([NewJob("scripted", {"i": i}) for i in range(n)])
+            for _ in range(2):
+                await killer.execute(
+                    "SELECT pg_terminate_backend(pid) FROM pg_stat_activity"
+                    " WHERE datname = current_database() AND pid <> pg_backend_pid()"
+                )
+
+                async def some_progress() -> bool:
+                    count: int = await killer.fetchval(
+                        "SELECT count(*) FROM vq.jobs WHERE status = 'completed'"
+                    )
+                    return count > 0
+
+                await eventually(some_progress, timeout=30)
+
+            async def all_completed() -> bool:
+                count: int = await killer.fetchval(
+                    "SELECT count(*) FROM vq.jobs WHERE status = 'completed'"
+                )
+                return count == n
+
+            await eventually(all_completed, timeout=60, interval=0.1)
+        completions = await killer.fetchval(
+            "SELECT count(*) FROM vq.job_events WHERE event = 'completed'"
+        )
+        assert completions == n
+    finally:
+        await killer.close()

@@ -10,6 +10,14 @@ import asyncpg
 
 from vq_core.config import Settings
 
+#: What a lost or restarting database raises through asyncpg: the worker retries these.
+DB_ERRORS: tuple[type[Exception], ...] = (
+    asyncpg.PostgresError,
+    asyncpg.InterfaceError,
+    asyncpg.InternalClientError,
+    OSError,
+)
+
 
 async def init_connection(conn: asyncpg.Connection) -> None:
     """Decode json/jsonb to Python objects on every pooled connection."""

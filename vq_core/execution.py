@@ -16,10 +16,10 @@ from collections.abc import Awaitable, Callable, Sequence
 from datetime import UTC, datetime
 from typing import TYPE_CHECKING, Any, TypeVar
 
-import asyncpg
 import httpx
 import pluggy
 
+from vq_core.db import DB_ERRORS
 from vq_core.errors import ServiceError, error_record
 from vq_core.models import ClaimedJob, ErrorCategory, JobStatus
 from vq_core.retry import default_category, retry_delay
@@ -30,7 +30,7 @@ if TYPE_CHECKING:
     from vq_core.worker import Worker
 
 log = logging.getLogger("vq.job")
-_DB_ERRORS = (asyncpg.PostgresError, OSError, asyncpg.InterfaceError)
+_DB_ERRORS = DB_ERRORS
 PROGRESS_MIN_INTERVAL = 0.5
 T = TypeVar("T")
 

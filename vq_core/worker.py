@@ -35,7 +35,8 @@ from vq_core.services import VideoService
 from vq_core.store import Store
 
 log = logging.getLogger("vq.worker")
-_DB_ERRORS = (asyncpg.PostgresError, OSError, asyncpg.InterfaceError)
+_DB_ERRORS = db.DB_ERRORS
+_SHUTDOWN_ERRORS: tuple[type[Exception], ...] = (TimeoutError, *_DB_ERRORS)
 
 
 def make_worker_id() -> str:
@@ -98,7 +99,10 @@ class Worker:
             with contextlib.suppress(asyncio.CancelledError):
                 await flusher
             await self._unlisten()
-            await self.store.deregister_worker(self.id)
+            try:
+                await self.store.deregister_worker(self.id)
+            except _DB_ERRORS as exc:
+                log.warning("could not deregister (%s); the row ages into 'stale'", exc)
             await self.runner.close_services()
             log.info("worker %s stopped", self.id)
 
@@ -146,6 +150,10 @@ class Worker:
             jobs = await self.store.claim(self.id, types, limit, self.settings.lease_seconds)
         except _DB_ERRORS as exc:
             log.warning("claim failed (%s); retrying at the next wake-up", exc)
+            return False
+        except Exception:
+            # Never let one bad claim end the worker; the poll tick wakes it again.
+            log.exception("claim failed unexpectedly; retrying at the next wake-up")
             return False
         self._maybe_more = len(jobs) == limit
         for job in jobs:
@@ -305,7 +313,13 @@ class Worker:
         while True:
             await self._flush_wanted.wait()
             self._flush_wanted.clear()
-            await self.flush()
+            try:
+                await self.flush()
+            except Exception:
+                # Completions stay buffered; the next completion or poll retries them.
+                log.exception("writing completions failed; they stay buffered")
+                await asyncio.sleep(1.0)  # back off before the next attempt
+                self._flush_wanted.set()
 
     async def flush(self) -> None:
         """Write buffered completions in one statement; on a database error keep them and retry."""
@@ -340,10 +354,21 @@ class Worker:
             self.runner.abort(job_id, reason="shutdown")
         if self.tasks:
             await asyncio.wait(list(self.tasks.values()), timeout=10)
-        await self.flush()
-        if left:
-            released = await self.store.release(self.id, left)
-            for job_id in released:
-                details = {"worker_id": self.id, "job_type": left_types.get(job_id)}
-                self.runner.emit(job_id, "released", details)
+        try:
+            # Bounded: with the database gone, the leases expire and other workers
+            # requeue these jobs; waiting forever would only keep this process alive.
+            await asyncio.wait_for(self.flush(), timeout=self.settings.lease_seconds)
+            released = await self.store.release(self.id, left) if left else []
+        except _SHUTDOWN_ERRORS as exc:
+            log.error(
+                "could not record the end of %d jobs (%r); their leases will expire "
+                "and another worker will run them",
+                len(self.completions) + len(left),
+                exc,
+            )
+            return
+        for job_id in released:
+            details = {"worker_id": self.id, "job_type": left_types.get(job_id)}
+            self.runner.emit(job_id, "released", details)
+        if released:
             log.info("handed %d unfinished jobs back to the queue", len(released))
