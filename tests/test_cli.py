@@ -145,3 +145,17 @@ def test_unreachable_database_is_a_clean_error(tmp_path: Path) -> None:
     )
     assert proc.returncode == 1
     assert "cannot use the database" in proc.stderr and "Traceback" not in proc.stderr
+
+
+def test_worker_refuses_an_unmigrated_database(empty_dsn: str, tmp_path: Path) -> None:
+    env = dict(os.environ, VQ_DATABASE_URL=empty_dsn, VQ_DATA_DIR=str(tmp_path))
+    proc = subprocess.run(
+        [sys.executable, "-m", "vq_core.cli", "worker"],
+        env=env,
+        capture_output=True,
+        text=True,
+        timeout=60,
+    )
+    assert proc.returncode == 1
+    assert "needs migrations" in proc.stderr and "vq migrate" in proc.stderr
+    assert "Traceback" not in proc.stderr
