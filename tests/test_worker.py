@@ -190,7 +190,17 @@ async def test_paused_and_unrouted_types_stay_queued(
 
 
 async def _heartbeat_seen(store: Store) -> bool:
-    return any(w.jobs_in_flight == 0 for w in await store.list_workers())
+    """Wait for two more heartbeats of the worker: by then it has also polled (the test
+    settings tick both every 0.5 s), so a job it was allowed to claim would be claimed."""
+    for _ in range(2):
+        before = await store.pool.fetchval("SELECT max(last_heartbeat) FROM vq.workers")
+
+        async def beat(before: object = before) -> bool:
+            after = await store.pool.fetchval("SELECT max(last_heartbeat) FROM vq.workers")
+            return bool(after > before)
+
+        await eventually(beat)
+    return True
 
 
 async def test_unhealthy_service_is_not_claimed_until_it_recovers(
@@ -298,3 +308,27 @@ async def test_dropped_database_connections_lose_no_job(
         assert completions == n
     finally:
         await killer.close()
+
+
+async def test_an_open_circuit_is_recorded_as_unhealthy_and_stops_claims(
+    store: Store, settings: Settings, dsn: str
+) -> None:
+    breaker = settings.model_copy(update={"breaker_threshold": 2, "breaker_cooldown": 3600.0})
+    service = ScriptedService()
+    service.raise_for = lambda job: ServiceError(ErrorCategory.API_ERROR, "503 from render")
+    async with running_worker(store, breaker, {"scripted": service}, dsn):
+        failing = await store.enqueue_many([NewJob("scripted", max_retries=0) for _ in range(2)])
+        for r in failing:
+            await wait_status(store, r.id, JobStatus.FAILED)
+
+        async def recorded() -> bool:
+            health = await store.list_service_health()
+            return bool(health) and not health[0]["healthy"]
+
+        await eventually(recorded)
+        (health,) = await store.list_service_health()
+        assert "circuit open" in health["detail"] and health["job_types"] == ["scripted"]
+        waiting = await store.enqueue(NewJob("scripted"))
+        await eventually(lambda: _heartbeat_seen(store))
+        assert await status_of(store, waiting.id) is JobStatus.QUEUED
+    assert len(service.calls) == 2

@@ -93,7 +93,7 @@ class JobRunner:
         started = self._started.pop(job.id, None)
         duration = time.monotonic() - started[0] if started else None
         if service is not None:
-            self._note_service(service.name, exc)
+            await self._note_service(service.name, exc)
         await self._guard(functools.partial(self._failed, job, exc, duration))
 
     async def _render_and_verify(self, service_name: str, job: ClaimedJob) -> dict[str, Any]:
@@ -132,11 +132,22 @@ class JobRunner:
 
         return progress
 
-    def _note_service(self, service: str, exc: BaseException) -> None:
-        if self.worker.router.record_outcome(service, default_category(exc)):
-            log.warning(
-                "service %s: circuit opened after repeated failures; its jobs wait", service
-            )
+    async def _note_service(self, service: str, exc: BaseException) -> None:
+        router = self.worker.router
+        if not router.record_outcome(service, default_category(exc)):
+            return
+        detail = (
+            f"circuit open after {router.breaker_threshold} failures in a row "
+            f"({type(exc).__name__}: {exc})"[:500]
+        )
+        log.warning("service %s: %s; its jobs wait in the queue", service, detail)
+        # Recorded like a failed health check, so the service_unhealthy alert and the
+        # admin page see it too; the next passing check closes the circuit.
+        types = sorted(t for t, s in router.routes().items() if s == service)
+        try:
+            await self.worker.store.record_service_health(service, False, detail, types)
+        except _DB_ERRORS as db_exc:
+            log.warning("could not record the open circuit of %s (%s)", service, db_exc)
 
     # -- aborting ---------------------------------------------------------------------
 
