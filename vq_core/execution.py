@@ -84,12 +84,15 @@ class JobRunner:
         finally:
             if timer is not None:
                 timer.cancel()
+        # An abort asked for as the render returned came too late: the job completes.
+        self.aborting.pop(job.id, None)
         worker.router.record_outcome(service.name, None)
         worker.complete_later(job.id, result)
 
     async def _failure(
         self, job: ClaimedJob, service: VideoService | None, exc: BaseException
     ) -> None:
+        self.aborting.pop(job.id, None)
         started = self._started.pop(job.id, None)
         duration = time.monotonic() - started[0] if started else None
         if service is not None:
@@ -155,7 +158,7 @@ class JobRunner:
         """Stop a running job: ``cancel`` (an operator asked), ``timeout``, ``lease_lost``,
         ``shutdown``."""
         task = self.worker.tasks.get(job_id)
-        if task is None or job_id in self.aborting:
+        if task is None or task.done() or job_id in self.aborting:
             return
         self.aborting[job_id] = reason
         task.cancel()
