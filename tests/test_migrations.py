@@ -109,3 +109,48 @@ async def test_job_ids_are_time_ordered_version_7(dsn: str) -> None:
         assert stamps == sorted(stamps)
     finally:
         await conn.close()
+
+
+_CATALOG = {
+    "columns": """
+        SELECT table_name, column_name, data_type, is_nullable, column_default, is_identity
+          FROM information_schema.columns WHERE table_schema = 'vq'
+         ORDER BY 1, 2""",
+    "indexes": "SELECT indexname, indexdef FROM pg_indexes WHERE schemaname = 'vq' ORDER BY 1",
+    "constraints": """
+        SELECT c.conrelid::regclass::text, c.conname, pg_get_constraintdef(c.oid)
+          FROM pg_constraint c JOIN pg_namespace n ON n.oid = c.connamespace
+         WHERE n.nspname = 'vq' ORDER BY 1, 2""",
+    "functions": """
+        SELECT p.proname, pg_get_function_identity_arguments(p.oid), p.prosrc
+          FROM pg_proc p JOIN pg_namespace n ON n.oid = p.pronamespace
+         WHERE n.nspname = 'vq' ORDER BY 1""",
+    "triggers": """
+        SELECT t.tgname, pg_get_triggerdef(t.oid)
+          FROM pg_trigger t JOIN pg_class c ON c.oid = t.tgrelid
+          JOIN pg_namespace n ON n.oid = c.relnamespace
+         WHERE n.nspname = 'vq' AND NOT t.tgisinternal ORDER BY 1""",
+}
+
+
+async def _catalog(dsn: str) -> dict[str, list[tuple[object, ...]]]:
+    conn = await db.connect(dsn)
+    try:
+        return {k: [tuple(r) for r in await conn.fetch(q)] for k, q in _CATALOG.items()}
+    finally:
+        await conn.close()
+
+
+async def test_schema_sql_matches_the_migrations(dsn: str, empty_dsn: str) -> None:
+    """vq_core/sql/schema.sql, the readable current schema, is what the migrations build."""
+    from importlib import resources
+
+    schema = resources.files("vq_core").joinpath("sql/schema.sql").read_text()
+    conn = await db.connect(empty_dsn)
+    try:
+        await conn.execute(schema)
+    finally:
+        await conn.close()
+    migrated, documented = await _catalog(dsn), await _catalog(empty_dsn)
+    for part in _CATALOG:
+        assert documented[part] == migrated[part], f"schema.sql differs in {part}"

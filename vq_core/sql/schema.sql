@@ -1,0 +1,253 @@
+-- The vq schema after every migration, for reading: what the tables, indexes and
+-- functions are now. Migrations (sql/migrations/) remain the source of truth;
+-- tests/test_migrations.py fails when this file and the migrations disagree.
+-- Regenerate: pg_dump --schema-only --no-owner --no-privileges -n vq DB (then tidy).
+
+CREATE SCHEMA vq;
+
+CREATE TYPE vq.job_status AS ENUM (
+    'queued',
+    'running',
+    'completed',
+    'failed',
+    'cancelled'
+);
+
+CREATE FUNCTION vq.notify_jobs_inserted() RETURNS trigger
+    LANGUAGE plpgsql
+    AS $$
+BEGIN
+    PERFORM pg_notify('vq_jobs', '');
+    RETURN NULL;
+END;
+$$;
+
+CREATE FUNCTION vq.uuid_v7() RETURNS uuid
+    LANGUAGE sql PARALLEL SAFE
+    AS $$
+    SELECT encode(
+        set_bit(set_bit(
+            overlay(uuid_send(gen_random_uuid())
+                    PLACING substring(int8send(floor(extract(epoch FROM clock_timestamp())
+                                                     * 1000)::bigint) FROM 3)
+                    FROM 1 FOR 6),
+            52, 1), 53, 1),
+        'hex')::uuid
+$$;
+
+CREATE TABLE vq.alerts (
+    key text NOT NULL,
+    rule text NOT NULL,
+    state text NOT NULL,
+    summary text NOT NULL,
+    details jsonb DEFAULT '{}'::jsonb NOT NULL,
+    first_seen timestamp with time zone DEFAULT now() NOT NULL,
+    last_seen timestamp with time zone DEFAULT now() NOT NULL,
+    last_sent_at timestamp with time zone,
+    resolved_at timestamp with time zone,
+    send_count integer DEFAULT 0 NOT NULL,
+    CONSTRAINT alerts_state_check CHECK ((state = ANY (ARRAY['firing'::text, 'resolved'::text])))
+);
+
+CREATE TABLE vq.api_tokens (
+    id bigint NOT NULL,
+    name text NOT NULL,
+    token_hash text NOT NULL,
+    role text NOT NULL,
+    created_at timestamp with time zone DEFAULT now() NOT NULL,
+    last_used_at timestamp with time zone,
+    revoked boolean DEFAULT false NOT NULL,
+    CONSTRAINT api_tokens_name_check CHECK ((name ~ '^[A-Za-z0-9_.@:-]{1,64}$'::text)),
+    CONSTRAINT api_tokens_role_check CHECK ((role = ANY (ARRAY['admin'::text, 'operator'::text, 'viewer'::text])))
+);
+
+ALTER TABLE vq.api_tokens ALTER COLUMN id ADD GENERATED ALWAYS AS IDENTITY (
+    SEQUENCE NAME vq.api_tokens_id_seq
+    START WITH 1
+    INCREMENT BY 1
+    NO MINVALUE
+    NO MAXVALUE
+    CACHE 1
+);
+
+CREATE TABLE vq.app_secrets (
+    name text NOT NULL,
+    value text NOT NULL,
+    created_at timestamp with time zone DEFAULT now() NOT NULL
+);
+
+CREATE TABLE vq.job_events (
+    id bigint NOT NULL,
+    job_id uuid NOT NULL,
+    event text NOT NULL,
+    at timestamp with time zone DEFAULT now() NOT NULL,
+    worker_id text,
+    details jsonb
+);
+
+ALTER TABLE vq.job_events ALTER COLUMN id ADD GENERATED ALWAYS AS IDENTITY (
+    SEQUENCE NAME vq.job_events_id_seq
+    START WITH 1
+    INCREMENT BY 1
+    NO MINVALUE
+    NO MAXVALUE
+    CACHE 1
+);
+
+CREATE TABLE vq.job_queue_config (
+    job_type text NOT NULL,
+    max_retries integer DEFAULT 3 NOT NULL,
+    timeout_s double precision DEFAULT 600 NOT NULL,
+    service text,
+    concurrency integer,
+    paused boolean DEFAULT false NOT NULL,
+    updated_at timestamp with time zone DEFAULT now() NOT NULL,
+    CONSTRAINT job_queue_config_concurrency_check CHECK (((concurrency IS NULL) OR (concurrency > 0))),
+    CONSTRAINT job_queue_config_max_retries_check CHECK ((max_retries >= 0)),
+    CONSTRAINT job_queue_config_timeout_s_check CHECK ((timeout_s > (0)::double precision))
+);
+
+CREATE TABLE vq.jobs (
+    id uuid DEFAULT vq.uuid_v7() NOT NULL,
+    job_type text NOT NULL,
+    priority smallint DEFAULT 2 NOT NULL,
+    status vq.job_status DEFAULT 'queued'::vq.job_status NOT NULL,
+    payload jsonb DEFAULT '{}'::jsonb NOT NULL,
+    result jsonb,
+    error jsonb,
+    progress jsonb,
+    retry_count integer DEFAULT 0 NOT NULL,
+    max_retries integer DEFAULT 3 NOT NULL,
+    run_at timestamp with time zone DEFAULT now() NOT NULL,
+    worker_id text,
+    lease_expires_at timestamp with time zone,
+    cancel_requested boolean DEFAULT false NOT NULL,
+    idempotency_key text,
+    created_at timestamp with time zone DEFAULT now() NOT NULL,
+    updated_at timestamp with time zone DEFAULT now() NOT NULL,
+    started_at timestamp with time zone,
+    completed_at timestamp with time zone,
+    CONSTRAINT jobs_job_type_check CHECK ((job_type <> ''::text)),
+    CONSTRAINT jobs_max_retries_check CHECK ((max_retries >= 0)),
+    CONSTRAINT jobs_priority_check CHECK (((priority >= 0) AND (priority <= 3)))
+);
+
+CREATE TABLE vq.login_failures (
+    username text NOT NULL,
+    ip text NOT NULL,
+    at timestamp with time zone DEFAULT now() NOT NULL
+);
+
+CREATE TABLE vq.schema_migrations (
+    version integer NOT NULL,
+    name text NOT NULL,
+    applied_at timestamp with time zone DEFAULT now() NOT NULL
+);
+
+CREATE TABLE vq.service_health (
+    service text NOT NULL,
+    healthy boolean NOT NULL,
+    checked_at timestamp with time zone DEFAULT now() NOT NULL,
+    changed_at timestamp with time zone DEFAULT now() NOT NULL,
+    detail text,
+    job_types text[] DEFAULT '{}'::text[] NOT NULL
+);
+
+CREATE TABLE vq.users (
+    id bigint NOT NULL,
+    username text NOT NULL,
+    password_hash text NOT NULL,
+    role text NOT NULL,
+    created_at timestamp with time zone DEFAULT now() NOT NULL,
+    disabled boolean DEFAULT false NOT NULL,
+    CONSTRAINT users_password_hash_check CHECK ((password_hash ~~ '$argon2%'::text)),
+    CONSTRAINT users_role_check CHECK ((role = ANY (ARRAY['admin'::text, 'operator'::text, 'viewer'::text]))),
+    CONSTRAINT users_username_check CHECK ((username ~ '^[A-Za-z0-9_.@-]{1,64}$'::text))
+);
+
+ALTER TABLE vq.users ALTER COLUMN id ADD GENERATED ALWAYS AS IDENTITY (
+    SEQUENCE NAME vq.users_id_seq
+    START WITH 1
+    INCREMENT BY 1
+    NO MINVALUE
+    NO MAXVALUE
+    CACHE 1
+);
+
+CREATE TABLE vq.workers (
+    id text NOT NULL,
+    hostname text NOT NULL,
+    pid integer NOT NULL,
+    concurrency integer NOT NULL,
+    job_types text[] DEFAULT '{}'::text[] NOT NULL,
+    status text DEFAULT 'running'::text NOT NULL,
+    started_at timestamp with time zone DEFAULT now() NOT NULL,
+    last_heartbeat timestamp with time zone DEFAULT now() NOT NULL,
+    lease_seconds double precision NOT NULL,
+    jobs_in_flight integer DEFAULT 0 NOT NULL,
+    jobs_completed bigint DEFAULT 0 NOT NULL,
+    jobs_failed bigint DEFAULT 0 NOT NULL,
+    consecutive_failures integer DEFAULT 0 NOT NULL
+);
+
+ALTER TABLE ONLY vq.alerts
+    ADD CONSTRAINT alerts_pkey PRIMARY KEY (key);
+
+ALTER TABLE ONLY vq.api_tokens
+    ADD CONSTRAINT api_tokens_pkey PRIMARY KEY (id);
+
+ALTER TABLE ONLY vq.api_tokens
+    ADD CONSTRAINT api_tokens_token_hash_key UNIQUE (token_hash);
+
+ALTER TABLE ONLY vq.app_secrets
+    ADD CONSTRAINT app_secrets_pkey PRIMARY KEY (name);
+
+ALTER TABLE ONLY vq.job_queue_config
+    ADD CONSTRAINT job_queue_config_pkey PRIMARY KEY (job_type);
+
+ALTER TABLE ONLY vq.jobs
+    ADD CONSTRAINT jobs_pkey PRIMARY KEY (id);
+
+ALTER TABLE ONLY vq.schema_migrations
+    ADD CONSTRAINT schema_migrations_pkey PRIMARY KEY (version);
+
+ALTER TABLE ONLY vq.service_health
+    ADD CONSTRAINT service_health_pkey PRIMARY KEY (service);
+
+ALTER TABLE ONLY vq.users
+    ADD CONSTRAINT users_pkey PRIMARY KEY (id);
+
+ALTER TABLE ONLY vq.users
+    ADD CONSTRAINT users_username_key UNIQUE (username);
+
+ALTER TABLE ONLY vq.workers
+    ADD CONSTRAINT workers_pkey PRIMARY KEY (id);
+
+CREATE INDEX alerts_firing_idx ON vq.alerts USING btree (first_seen) WHERE (state = 'firing'::text);
+
+CREATE INDEX alerts_resolved_idx ON vq.alerts USING btree (resolved_at) WHERE (state = 'resolved'::text);
+
+CREATE UNIQUE INDEX api_tokens_live_name_idx ON vq.api_tokens USING btree (name) WHERE (NOT revoked);
+
+CREATE INDEX job_events_job_idx ON vq.job_events USING btree (job_id, id);
+
+CREATE INDEX jobs_claim_idx ON vq.jobs USING btree (priority, run_at) WHERE (status = 'queued'::vq.job_status);
+
+CREATE INDEX jobs_completed_idx ON vq.jobs USING btree (completed_at) WHERE (completed_at IS NOT NULL);
+
+CREATE INDEX jobs_created_idx ON vq.jobs USING btree (created_at DESC, id DESC);
+
+CREATE INDEX jobs_failed_cancelled_idx ON vq.jobs USING btree (status, created_at DESC, id DESC) WHERE (status = ANY (ARRAY['failed'::vq.job_status, 'cancelled'::vq.job_status]));
+
+CREATE UNIQUE INDEX jobs_idempotency_idx ON vq.jobs USING btree (idempotency_key) WHERE (idempotency_key IS NOT NULL);
+
+CREATE INDEX jobs_lease_idx ON vq.jobs USING btree (lease_expires_at) WHERE (status = 'running'::vq.job_status);
+
+CREATE INDEX jobs_type_created_idx ON vq.jobs USING btree (job_type, created_at DESC, id DESC);
+
+CREATE INDEX login_failures_at_idx ON vq.login_failures USING btree (at);
+
+CREATE INDEX login_failures_key_idx ON vq.login_failures USING btree (username, ip, at);
+
+CREATE TRIGGER jobs_notify_insert AFTER INSERT ON vq.jobs FOR EACH STATEMENT EXECUTE FUNCTION vq.notify_jobs_inserted();
+
