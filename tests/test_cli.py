@@ -117,45 +117,32 @@ def test_unknown_plugin_is_a_usage_error(runner: CliRunner) -> None:
     assert result.exit_code == 2 and "cannot load plugin" in result.output
 
 
-def test_bad_configuration_exits_2(dsn: str, tmp_path: Path) -> None:
-    env = dict(os.environ, VQ_DATABASE_URL="mysql://nope", VQ_DATA_DIR=str(tmp_path))
-    proc = subprocess.run(
-        [sys.executable, "-m", "vq_core.cli", "stats"],
+def vq_process(database_url: str, data_dir: Path, *args: str) -> subprocess.CompletedProcess[str]:
+    """Run ``vq ARGS`` as a real process, as a user's shell would."""
+    env = dict(os.environ, VQ_DATABASE_URL=database_url, VQ_DATA_DIR=str(data_dir))
+    return subprocess.run(
+        [sys.executable, "-m", "vq_core.cli", *args],
         env=env,
         capture_output=True,
         text=True,
         timeout=60,
     )
+
+
+def test_bad_configuration_exits_2(tmp_path: Path) -> None:
+    proc = vq_process("mysql://nope", tmp_path, "stats")
     assert proc.returncode == 2
     assert "database_url" in proc.stderr and "Traceback" not in proc.stderr
 
 
 def test_unreachable_database_is_a_clean_error(tmp_path: Path) -> None:
-    env = dict(
-        os.environ,
-        VQ_DATABASE_URL="postgresql://postgres@127.0.0.1:1/none",
-        VQ_DATA_DIR=str(tmp_path),
-    )
-    proc = subprocess.run(
-        [sys.executable, "-m", "vq_core.cli", "stats"],
-        env=env,
-        capture_output=True,
-        text=True,
-        timeout=60,
-    )
+    proc = vq_process("postgresql://postgres@127.0.0.1:1/none", tmp_path, "stats")
     assert proc.returncode == 1
     assert "cannot use the database" in proc.stderr and "Traceback" not in proc.stderr
 
 
 def test_worker_refuses_an_unmigrated_database(empty_dsn: str, tmp_path: Path) -> None:
-    env = dict(os.environ, VQ_DATABASE_URL=empty_dsn, VQ_DATA_DIR=str(tmp_path))
-    proc = subprocess.run(
-        [sys.executable, "-m", "vq_core.cli", "worker"],
-        env=env,
-        capture_output=True,
-        text=True,
-        timeout=60,
-    )
+    proc = vq_process(empty_dsn, tmp_path, "worker")
     assert proc.returncode == 1
     assert "needs migrations" in proc.stderr and "vq migrate" in proc.stderr
     assert "Traceback" not in proc.stderr

@@ -4,7 +4,6 @@ from __future__ import annotations
 
 import asyncio
 import json
-from typing import Any
 
 import asyncpg
 
@@ -49,8 +48,3 @@ async def resolve_dsn(settings: Settings) -> str:
 
     # Starting PostgreSQL blocks for seconds; keep the event loop free meanwhile.
     return await asyncio.to_thread(embedded_dsn, settings.data_dir)
-
-
-def json_param(value: Any) -> str:
-    """Encode a value for a ``$n::jsonb[]`` element (arrays bypass the scalar codec)."""
-    return json.dumps(value)

@@ -115,7 +115,3 @@ class Router:
             self._errors_in_row[service] = 0
         else:
             self.unhealthy[service] = detail or "health check failed"
-
-    def circuit_open(self, service: str) -> bool:
-        """Whether the breaker currently keeps this service's jobs in the queue."""
-        return self._open_until.get(service, 0) > time.monotonic()

@@ -32,6 +32,7 @@ import click
 import httpx
 
 from vq_core import hookimpl
+from vq_core.web import bind_socket
 
 if TYPE_CHECKING:
     import uvicorn
@@ -39,19 +40,6 @@ if TYPE_CHECKING:
     from vq_plugins.reference_app import ReferenceState, RenderOptions
 
 DEFAULT_PORT = 9000
-
-
-def _bind(host: str, port: int) -> socket.socket:
-    family = socket.AF_INET6 if ":" in host else socket.AF_INET
-    sock = socket.socket(family, socket.SOCK_STREAM)
-    sock.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)
-    try:
-        sock.bind((host, port))
-    except OSError:
-        sock.close()
-        raise
-    sock.set_inheritable(True)
-    return sock
 
 
 def _server(
@@ -71,8 +59,13 @@ def _server(
 
     # No websockets and no lifespan: nothing to import that the server does not use.
     config = uvicorn.Config(
-        create_app(state), log_level=log_level, access_log=False, lifespan="off",
-        ws="none", http="h11", timeout_graceful_shutdown=int(graceful_s) or 1,
+        create_app(state),
+        log_level=log_level,
+        access_log=False,
+        lifespan="off",
+        ws="none",
+        http="h11",
+        timeout_graceful_shutdown=int(graceful_s) or 1,
     )
     return _Server(config), ready
 
@@ -95,7 +88,10 @@ class ReferenceServer:
     """A reference server running in a background thread."""
 
     def __init__(
-        self, state: ReferenceState, server: uvicorn.Server, thread: threading.Thread,
+        self,
+        state: ReferenceState,
+        server: uvicorn.Server,
+        thread: threading.Thread,
         sock: socket.socket,
     ) -> None:
         self.state, self._server, self._thread, self._sock = state, server, thread, sock
@@ -148,7 +144,7 @@ def start_reference_server(
     from vq_plugins.reference_app import ReferenceState, RenderOptions
 
     media_dir.mkdir(parents=True, exist_ok=True)
-    sock = _bind(host, port)
+    sock = bind_socket(host, port, inheritable=True)
     bound_port = sock.getsockname()[1]
     display = f"[{host}]" if ":" in host else host
     state = ReferenceState(media_dir, options or RenderOptions())
@@ -156,7 +152,8 @@ def start_reference_server(
     server, ready = _server(state, log_level, graceful_s=2)
     thread = threading.Thread(
         target=lambda: asyncio.run(server.serve(sockets=[sock])),
-        name=f"vq-reference-{bound_port}", daemon=True,
+        name=f"vq-reference-{bound_port}",
+        daemon=True,
     )
     thread.start()
     if not ready.wait(15) or not thread.is_alive():
@@ -175,18 +172,27 @@ def services_group() -> None:
 @click.option("--host", default="127.0.0.1", show_default=True, help="Address to listen on.")
 @click.option("--port", default=DEFAULT_PORT, show_default=True, type=click.IntRange(0, 65535))
 @click.option(
-    "--media-dir", type=click.Path(file_okay=False, path_type=Path), default=None,
+    "--media-dir",
+    type=click.Path(file_okay=False, path_type=Path),
+    default=None,
     help="Where renders go [default: <data_dir>/reference-media].",
 )
 @click.option("--width", default=640, show_default=True, type=click.IntRange(64, 3840))
 @click.option("--height", default=360, show_default=True, type=click.IntRange(64, 2160))
 @click.option("--fps", default=24, show_default=True, type=click.IntRange(1, 120))
 @click.option(
-    "--faults", "faults_json", default=None,
-    help='Initial global faults as JSON, e.g. \'{"error_rate": 0.1}\'.',
+    "--faults",
+    "faults_json",
+    default=None,
+    help="Initial global faults as JSON, e.g. '{\"error_rate\": 0.1}'.",
 )
 def serve_command(
-    host: str, port: int, media_dir: Path | None, width: int, height: int, fps: int,
+    host: str,
+    port: int,
+    media_dir: Path | None,
+    width: int,
+    height: int,
+    fps: int,
     faults_json: str | None,
 ) -> None:
     """Serve the orchestrator (/render), Manim (/manim/render) and Revideo
@@ -210,7 +216,7 @@ def serve_command(
             raise click.BadParameter(str(exc), param_hint="--faults") from None
     media_dir.mkdir(parents=True, exist_ok=True)
     try:
-        sock = _bind(host, port)
+        sock = bind_socket(host, port, inheritable=True)
     except OSError as exc:
         raise click.UsageError(f"cannot listen on {host}:{port}: {exc}") from None
     display = f"[{host}]" if ":" in host else host

@@ -4,7 +4,6 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
-import socket
 import sys
 from collections.abc import Iterator
 
@@ -12,6 +11,7 @@ import uvicorn
 
 from vq_core.config import Settings
 from vq_core.store import Store
+from vq_core.web import bind_socket
 from vq_ui import users
 from vq_ui.app import create_app
 from vq_ui.auth import SECRET_NAME
@@ -25,18 +25,6 @@ class _Server(uvicorn.Server):
     @contextlib.contextmanager
     def capture_signals(self) -> Iterator[None]:
         yield
-
-
-def _bind(host: str, port: int) -> socket.socket:
-    family = socket.AF_INET6 if ":" in host else socket.AF_INET
-    sock = socket.socket(family, socket.SOCK_STREAM)
-    sock.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)
-    try:
-        sock.bind((host, port))
-    except OSError:
-        sock.close()
-        raise
-    return sock
 
 
 def first_admin_banner(password: str) -> str:
@@ -58,7 +46,7 @@ class WebServer:
     def __init__(self, settings: Settings, store: Store) -> None:
         self.settings = settings
         self.store = store
-        self._sock = _bind(settings.host, settings.port)
+        self._sock = bind_socket(settings.host, settings.port)
         port = self._sock.getsockname()[1]
         host = f"[{settings.host}]" if ":" in settings.host else settings.host
         self.url = f"http://{host}:{port}"
