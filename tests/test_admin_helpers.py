@@ -65,7 +65,7 @@ async def test_job_rows_flags_and_matching(store: Store) -> None:
     queued = (await store.enqueue(NewJob("doubt", {"question": "Why  is\nthe sky blue?"}))).id
     job = await store.get_job(queued)
     row = fmt.job_row(job)
-    assert row["summary"] == "Why is the sky blue?" and row["short_id"] == str(queued)[:8]
+    assert row["summary"] == "Why is the sky blue?" and row["short_id"] == str(queued)[-8:]
     assert row["can_cancel"] and not row["can_retry"] and row["status_color"] == "blue-grey"
     assert fmt.matches(job, JobFilter(status=JobStatus.QUEUED, job_type="doubt"))
     assert not fmt.matches(job, JobFilter(priority=Priority.HIGH))

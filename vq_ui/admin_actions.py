@@ -10,6 +10,7 @@ from nicegui import ui
 
 from vq_core.errors import InvalidTransition, JobNotFound
 from vq_core.store import Store
+from vq_ui.admin_format import short_id
 
 log = logging.getLogger(__name__)
 
@@ -58,7 +59,7 @@ class Actions:
         if job_id is None:
             return
         self.confirm_text.set_text(
-            f"Cancel job {str(job_id)[:8]}? A running render is stopped and its work lost."
+            f"Cancel job {short_id(job_id)}? A running render is stopped and its work lost."
         )
         if await self.confirm is not True:
             return
@@ -80,7 +81,7 @@ class Actions:
         return job_id
 
     async def _run(self, action: str, job_id: uuid.UUID) -> None:
-        short = str(job_id)[:8]
+        short = short_id(job_id)
         if self.authorize is not None and not await self.authorize():
             return  # signed out or role changed meanwhile: the page is leaving
         try:

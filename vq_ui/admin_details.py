@@ -24,6 +24,7 @@ from vq_ui.admin_format import (
     pretty_json,
     progress_text,
     safe_url,
+    short_id,
     timestamp,
 )
 
@@ -139,7 +140,7 @@ class JobDetails:
             job = await self.store.get_job(job_id)
             events = await self.store.get_events(job_id)
         except JobNotFound:
-            ui.notify(f"Job {str(job_id)[:8]} no longer exists", type="warning")
+            ui.notify(f"Job {short_id(job_id)} no longer exists", type="warning")
             self.dialog.close()
             return False
         if job_id == self.job_id:

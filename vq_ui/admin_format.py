@@ -105,12 +105,18 @@ def summary(job: Job, limit: int = 80) -> str:
     return text if len(text) <= limit else text[: limit - 1] + "…"
 
 
+def short_id(job_id: object) -> str:
+    """Eight characters that tell jobs apart: the end of the id. Ids are time-ordered
+    (migration 0005), so their start is the same for every job of a batch."""
+    return str(job_id)[-8:]
+
+
 def job_row(job: Job) -> dict[str, Any]:
     """A row of the job table: flat strings and flags only (QTable cannot show lists)."""
     error = job.error or {}
     return {
         "id": str(job.id),
-        "short_id": str(job.id)[:8],
+        "short_id": short_id(job.id),
         "job_type": job.job_type,
         "priority": job.priority.label,
         "status": job.status.value,
