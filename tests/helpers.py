@@ -46,6 +46,9 @@ class ScriptedService:
         self.gates: dict[str, asyncio.Event] = {}
         self.started: dict[str, asyncio.Event] = {}
         self.healthy = True
+        self.running: list[str] = []  # the types of the jobs running now
+        self.most_running = 0
+        self.most_running_of: dict[str, int] = {}
         self.raise_for: Callable[[ClaimedJob], BaseException | None] = lambda job: None
 
     def gate(self, name: str) -> asyncio.Event:
@@ -58,11 +61,18 @@ class ScriptedService:
 
     async def render(self, job: ClaimedJob, progress: ProgressCallback) -> dict[str, Any]:
         self.calls.append(job)
-        hold = job.payload.get("hold")
-        if hold:
-            self.started_event(hold).set()
-            await progress(50, "holding")
-            await self.gate(hold).wait()
+        self.running.append(job.job_type)
+        self.most_running = max(self.most_running, len(self.running))
+        of_type = self.running.count(job.job_type)
+        self.most_running_of[job.job_type] = max(self.most_running_of.get(job.job_type, 0), of_type)
+        try:
+            hold = job.payload.get("hold")
+            if hold:
+                self.started_event(hold).set()
+                await progress(50, "holding")
+                await self.gate(hold).wait()
+        finally:
+            self.running.remove(job.job_type)
         exc = self.raise_for(job)
         if exc is not None:
             raise exc

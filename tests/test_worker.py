@@ -11,7 +11,7 @@ from helpers import ScriptedService, eventually, running_worker
 from vq_core import hookimpl
 from vq_core.config import Settings
 from vq_core.errors import ServiceError
-from vq_core.models import ErrorCategory, JobStatus, NewJob, QueueConfig
+from vq_core.models import ErrorCategory, JobStatus, NewJob, Priority, QueueConfig
 from vq_core.plugins import make_plugin_manager
 from vq_core.store import Store
 
@@ -38,6 +38,37 @@ async def test_jobs_run_once_and_complete(store: Store, settings: Settings, dsn:
     assert sorted(j.payload["result"]["n"] for j in service.calls) == list(range(30))
     job = await store.get_job(results[7].id)
     assert job.result == {"n": 7}
+
+
+async def test_concurrency_and_per_type_caps_hold_with_claims_in_flight(
+    store: Store, settings: Settings, dsn: str
+) -> None:
+    # Two claim lanes run at once; between them they must never take more than the
+    # process's concurrency, nor more of a capped type than its cap.
+    await store.set_queue_config(QueueConfig("capped", concurrency=2))
+    service = ScriptedService(job_types=("scripted", "capped"))
+    four = settings.model_copy(update={"concurrency": 4})
+    # Capped jobs first in line, so every claim would take them if it could.
+    jobs = [
+        NewJob(t, {"hold": f"{t}{i}"}, priority=p)
+        for i in range(6)
+        for t, p in (("scripted", Priority.NORMAL), ("capped", Priority.HIGH))
+    ]
+    async with running_worker(store, four, {"scripted": service}, dsn) as worker:
+        await worker.refresh_config()
+        results = await store.enqueue_many(jobs)
+        await eventually(lambda: _started_count(service, 4))
+        assert service.most_running_of["capped"] == 2
+        for job in jobs:  # release one at a time: each frees a slot for the next claim
+            service.gate(job.payload["hold"]).set()
+        for r in results:
+            await wait_status(store, r.id, JobStatus.COMPLETED)
+    assert service.most_running == 4
+    assert service.most_running_of["capped"] == 2
+
+
+async def _started_count(service: ScriptedService, n: int) -> bool:
+    return len(service.running) == n
 
 
 async def test_notify_wakes_an_idle_worker_before_the_poll(
