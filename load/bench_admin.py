@@ -36,8 +36,7 @@ import asyncpg
 from vq_core import db, migrations
 from vq_core.config import Settings
 from vq_core.models import JobFilter, JobStatus
-from vq_core.queries import sql
-from vq_core.store import SORTS, Store
+from vq_core.store import Store, list_query
 
 HERE = Path(__file__).resolve().parent
 DATABASE = "vq_bench_admin"
@@ -177,14 +176,7 @@ async def measure_queries(dsn: str, runs: int, explain: bool) -> dict[str, Any]:
 
 async def explain_plan(pool: asyncpg.Pool, filters: JobFilter, sort: str) -> list[str]:
     """EXPLAIN ANALYZE of list_jobs built exactly as Store.list_jobs builds it."""
-    descending = sort.startswith("-")
-    column, cursor_type = SORTS[sort.lstrip("-")]
-    query = sql("list_jobs").format(
-        column=column,
-        type=cursor_type,
-        dir="DESC" if descending else "ASC",
-        cmp="<" if descending else ">",
-    )
+    query, _ = list_query(sort)
     args = (
         filters.status.value if filters.status else None,
         filters.job_type,

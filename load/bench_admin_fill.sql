@@ -5,10 +5,15 @@
 -- and a rare one: every 100,000th job is a 'revideo' (10 in a million);
 -- the question names one of 40 topics and ends with the job's number, so a search for
 -- a topic matches 2.5% of the table and a search for a number matches one job.
-INSERT INTO vq.jobs (job_type, priority, status, payload, result, error, progress,
+-- Ids are made from created_at in vq.uuid_v7()'s layout, so id order is creation order
+-- as it is for real jobs.
+INSERT INTO vq.jobs (id, job_type, priority, status, payload, result, error, progress,
                      retry_count, max_retries, run_at, worker_id, created_at, updated_at,
                      started_at, completed_at)
-SELECT j.job_type, j.priority, j.status,
+SELECT encode(substring(int8send((date_part('epoch', j.created_at) * 1000)::bigint) FROM 3)
+              || int2send(28672::smallint)
+              || substring(uuid_send(gen_random_uuid()) FROM 9), 'hex')::uuid,
+       j.job_type, j.priority, j.status,
        jsonb_build_object('question', format('How does %s work? (doubt #%s)', j.topic, j.i)),
        CASE WHEN j.status = 'completed' THEN jsonb_build_object(
            'video_url', format('http://127.0.0.1:8080/media/%s.mp4', j.i),

@@ -235,6 +235,24 @@ async def test_list_filters_search_and_keyset_pages(store: Store) -> None:
     assert [j.priority for j in asc.jobs] == sorted(j.priority for j in asc.jobs)
 
 
+async def test_list_newest_first_is_submission_order_reversed(store: Store) -> None:
+    # Creation order is id order (time-ordered ids), with or without idempotency keys.
+    ids = []
+    for i in range(12):
+        key = f"k{i}" if i % 3 == 0 else None
+        ids.append((await store.enqueue(NewJob("t", {"i": i}, idempotency_key=key))).id)
+    newest: list[uuid.UUID] = []
+    cursor = None
+    while True:
+        page = await store.list_jobs(sort="-created_at", cursor=cursor, limit=5)
+        newest += [j.id for j in page.jobs]
+        if (cursor := page.next_cursor) is None:
+            break
+    assert newest == ids[::-1]
+    oldest = await store.list_jobs(JobFilter(job_type="t"), sort="created_at", limit=100)
+    assert [j.id for j in oldest.jobs] == ids
+
+
 async def test_list_rejects_bad_sort_limit_and_cursor(store: Store) -> None:
     with pytest.raises(InvalidInput, match="sort"):
         await store.list_jobs(sort="payload")

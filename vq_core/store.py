@@ -32,13 +32,39 @@ from vq_core.models import (
 from vq_core.queries import sql
 from vq_core.stats import collect_stats, throughput_series
 
-# list_jobs' ORDER BY column, the SQL type of its cursor value, by sort key.
-SORTS: dict[str, tuple[str, str]] = {
-    "created_at": ("created_at", "timestamptz"),
-    "updated_at": ("updated_at", "timestamptz"),
-    "priority": ("priority", "smallint"),
+
+@dataclass(frozen=True)
+class Sort:
+    """A sort key of the job list: the column its cursor carries and that column's SQL
+    type; ``by_id``: the id alone orders (ids are time-ordered, so creation order is id
+    order and the primary key serves it)."""
+
+    column: str
+    type: str
+    by_id: bool = False
+
+
+SORTS: dict[str, Sort] = {
+    "created_at": Sort("created_at", "timestamptz", by_id=True),
+    "updated_at": Sort("updated_at", "timestamptz"),
+    "priority": Sort("priority", "smallint"),
 }
 MAX_PAGE = 500
+
+
+def list_query(sort: str) -> tuple[str, Sort]:
+    """``list_jobs``' SQL for a sort key (prefix ``-``: descending) and the key."""
+    key = sort.lstrip("-")
+    if key not in SORTS:
+        raise InvalidInput(f"sort: use one of {', '.join(SORTS)} (prefix - for descending)")
+    spec = SORTS[key]
+    direction, cmp = ("DESC", "<") if sort.startswith("-") else ("ASC", ">")
+    if spec.by_id:
+        after, order = f"id {cmp} $6::uuid", f"id {direction}"
+    else:
+        after = f"({spec.column}, id) {cmp} ($5::text::{spec.type}, $6::uuid)"
+        order = f"{spec.column} {direction}, id {direction}"
+    return sql("list_jobs").format(after=after, order=order), spec
 
 
 @dataclass(frozen=True)
@@ -122,7 +148,6 @@ class Store:
             return await self._enqueue_unkeyed(batch)
         rows = await self.pool.fetch(
             sql("enqueue_jobs_keyed"),
-            [uuid.uuid4() for _ in batch],
             [j.job_type for j in batch],
             [int(j.priority) for j in batch],
             [j.payload for j in batch],
@@ -304,22 +329,12 @@ class Store:
     ) -> JobPage:
         """One page of jobs; pass ``next_cursor`` back for the next page."""
         f = filters or JobFilter()
-        descending = sort.startswith("-")
-        key = sort.lstrip("-")
-        if key not in SORTS:
-            raise InvalidInput(f"sort: use one of {', '.join(SORTS)} (prefix - for descending)")
+        query, spec = list_query(sort)
         if not 1 <= limit <= MAX_PAGE:
             raise InvalidInput(f"limit: must be between 1 and {MAX_PAGE}")
         text = f.text.strip() if f.text and f.text.strip() else None
         if text is not None and (pasted := _as_uuid(text)) is not None:
             return await self._list_one(pasted, f)
-        column, cursor_type = SORTS[key]
-        query = sql("list_jobs").format(
-            column=column,
-            type=cursor_type,
-            dir="DESC" if descending else "ASC",
-            cmp="<" if descending else ">",
-        )
         after_value, after_id = _decode_cursor(cursor) if cursor else (None, None)
         rows = await self.pool.fetch(
             query,
@@ -335,7 +350,7 @@ class Store:
         next_cursor = None
         if len(rows) > limit:
             last = rows[limit - 1]
-            next_cursor = _encode_cursor(last[column], last["id"])
+            next_cursor = _encode_cursor(last[spec.column], last["id"])
         return JobPage(jobs, next_cursor)
 
     async def _list_one(self, job_id: uuid.UUID, f: JobFilter) -> JobPage:

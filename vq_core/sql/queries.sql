@@ -1,6 +1,7 @@
 -- Every query vq runs, one named block each: "-- name --" then a one-line purpose.
 -- Loaded once by vq_core.queries; parameters are always bound, never formatted in,
--- except list_jobs' ORDER BY, filled from a fixed whitelist in store.py.
+-- except list_jobs' keyset condition and ORDER BY, filled from a fixed whitelist in
+-- store.py.
 
 -- enqueue_jobs --
 -- Insert a batch without idempotency keys, log 'created', return the new ids in input order.
@@ -29,18 +30,19 @@ events AS (
 SELECT id FROM input ORDER BY ord;
 
 -- enqueue_jobs_keyed --
--- Insert a batch (ids made by the caller), skip idempotency-key duplicates, log 'created'.
-WITH input AS (
-    SELECT *
-      FROM unnest($1::uuid[], $2::text[], $3::smallint[], $4::jsonb[],
-                  $5::timestamptz[], $6::integer[], $7::text[])
-           WITH ORDINALITY AS t(id, job_type, priority, payload, run_at, max_retries,
+-- Insert a batch, skip idempotency-key duplicates, log 'created'. MATERIALIZED: each
+-- row's id is made once, so the inserted rows can be matched back to the input.
+WITH input AS MATERIALIZED (
+    SELECT vq.uuid_v7() AS id, t.*
+      FROM unnest($1::text[], $2::smallint[], $3::jsonb[], $4::timestamptz[],
+                  $5::integer[], $6::text[])
+           WITH ORDINALITY AS t(job_type, priority, payload, run_at, max_retries,
                                 idempotency_key, ord)
 ),
 inserted AS (
     INSERT INTO vq.jobs (id, job_type, priority, payload, run_at, max_retries, idempotency_key)
     SELECT i.id, i.job_type, i.priority, i.payload, coalesce(i.run_at, now()),
-           coalesce(i.max_retries, c.max_retries, $8::integer), i.idempotency_key
+           coalesce(i.max_retries, c.max_retries, $7::integer), i.idempotency_key
       FROM input i
       LEFT JOIN vq.job_queue_config c ON c.job_type = i.job_type
      ORDER BY i.ord
@@ -275,7 +277,8 @@ SELECT id, job_id, event, at, worker_id, details
   FROM vq.job_events WHERE job_id = $1 ORDER BY id;
 
 -- list_jobs --
--- One page of the job list, filtered, in keyset order ({column} {dir} from a whitelist).
+-- One page of the job list, filtered, in keyset order ({after} and {order} from a
+-- whitelist: by id alone for creation order, else by (column, id)).
 SELECT *
   FROM vq.jobs
  WHERE ($1::vq.job_status IS NULL OR status = $1::vq.job_status)
@@ -285,8 +288,8 @@ SELECT *
         OR job_type ILIKE '%' || $4::text || '%'
         OR payload ->> 'question' ILIKE '%' || $4::text || '%'
         OR payload ->> 'topic' ILIKE '%' || $4::text || '%')
-   AND ($5::text IS NULL OR ({column}, id) {cmp} ($5::text::{type}, $6::uuid))
- ORDER BY {column} {dir}, id {dir}
+   AND ($5::text IS NULL OR {after})
+ ORDER BY {order}
  LIMIT $7;
 
 -- count_by_status_type_priority --

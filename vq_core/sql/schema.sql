@@ -23,16 +23,16 @@ END;
 $$;
 
 CREATE FUNCTION vq.uuid_v7() RETURNS uuid
-    LANGUAGE sql PARALLEL SAFE
+    LANGUAGE plpgsql PARALLEL SAFE
     AS $$
-    SELECT encode(
-        set_bit(set_bit(
-            overlay(uuid_send(gen_random_uuid())
-                    PLACING substring(int8send(floor(extract(epoch FROM clock_timestamp())
-                                                     * 1000)::bigint) FROM 3)
-                    FROM 1 FOR 6),
-            52, 1), 53, 1),
-        'hex')::uuid
+DECLARE
+    us bigint := (date_part('epoch', clock_timestamp()) * 1000000)::bigint;
+BEGIN
+    RETURN encode(substring(int8send(us / 1000) FROM 3)                         -- 48 bits: ms
+                  || int2send((28672 + (us % 1000) * 4096 / 1000)::smallint)   -- 7, fraction
+                  || substring(uuid_send(gen_random_uuid()) FROM 9),           -- variant, random
+                  'hex')::uuid;
+END
 $$;
 
 CREATE TABLE vq.alerts (
@@ -235,15 +235,13 @@ CREATE INDEX jobs_claim_idx ON vq.jobs USING btree (priority, run_at) WHERE (sta
 
 CREATE INDEX jobs_completed_idx ON vq.jobs USING btree (completed_at) WHERE (completed_at IS NOT NULL);
 
-CREATE INDEX jobs_created_idx ON vq.jobs USING btree (created_at DESC, id DESC);
-
-CREATE INDEX jobs_failed_cancelled_idx ON vq.jobs USING btree (status, created_at DESC, id DESC) WHERE (status = ANY (ARRAY['failed'::vq.job_status, 'cancelled'::vq.job_status]));
+CREATE INDEX jobs_failed_cancelled_idx ON vq.jobs USING btree (status, id DESC) WHERE (status = ANY (ARRAY['failed'::vq.job_status, 'cancelled'::vq.job_status]));
 
 CREATE UNIQUE INDEX jobs_idempotency_idx ON vq.jobs USING btree (idempotency_key) WHERE (idempotency_key IS NOT NULL);
 
 CREATE INDEX jobs_lease_idx ON vq.jobs USING btree (lease_expires_at) WHERE (status = 'running'::vq.job_status);
 
-CREATE INDEX jobs_type_created_idx ON vq.jobs USING btree (job_type, created_at DESC, id DESC);
+CREATE INDEX jobs_type_id_idx ON vq.jobs USING btree (job_type, id DESC);
 
 CREATE INDEX login_failures_at_idx ON vq.login_failures USING btree (at);
 
