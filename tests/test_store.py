@@ -117,6 +117,15 @@ async def test_complete_writes_result_into_result_and_payload(store: Store) -> N
     assert await store.complete_many("w", [(res.id, {})]) == []
 
 
+async def test_a_batch_completion_answers_only_the_jobs_still_held(store: Store) -> None:
+    ids = [r.id for r in await store.enqueue_many([NewJob("t") for _ in range(3)])]
+    await store.claim("w", ["t"], 3, 30)
+    await store.complete_many("w", [(ids[1], {"first": True})])
+    held = await store.complete_many("w", [(ids[0], {"n": 0}), (ids[1], {}), (ids[2], {"n": 2})])
+    assert held == [ids[0], ids[2]]
+    assert [(await store.get_job(i)).result for i in ids] == [{"n": 0}, {"first": True}, {"n": 2}]
+
+
 async def test_fail_retries_then_fails_for_good(store: Store) -> None:
     res = await store.enqueue(NewJob("t", max_retries=1))
     await store.claim("w", ["t"], 1, 30)

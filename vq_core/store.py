@@ -219,13 +219,16 @@ class Store:
         """Mark jobs completed with their results; returns the ids this worker still held."""
         if not results:
             return []
-        rows = await self.pool.fetch(
+        lost = await self.pool.fetch(
             sql("complete_jobs"),
             worker_id,
             [job_id for job_id, _ in results],
             [result for _, result in results],
         )
-        return [r["id"] for r in rows]
+        if not lost:
+            return [job_id for job_id, _ in results]
+        gone = {r[0] for r in lost}
+        return [job_id for job_id, _ in results if job_id not in gone]
 
     async def fail(
         self,

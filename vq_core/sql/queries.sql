@@ -99,9 +99,11 @@ UPDATE vq.jobs
 RETURNING id, cancel_requested;
 
 -- complete_jobs --
--- Mark a batch completed with results (copying the video fields into the payload too).
+-- Mark a batch completed with results (copying the video fields into the payload too);
+-- answer the ids that were no longer this worker's (lease lost), usually none. The
+-- results come as one JSON array ($3): one value to encode, not one per job.
 WITH input AS (
-    SELECT * FROM unnest($2::uuid[], $3::jsonb[]) AS t(id, result)
+    SELECT * FROM ROWS FROM (unnest($2::uuid[]), jsonb_array_elements($3::jsonb)) AS t(id, result)
 ),
 done AS (
     UPDATE vq.jobs j
@@ -130,7 +132,7 @@ counters AS (
            consecutive_failures = 0
      WHERE id = $1
 )
-SELECT id FROM done;
+SELECT i.id FROM input i WHERE NOT EXISTS (SELECT 1 FROM done d WHERE d.id = i.id);
 
 -- fail_job --
 -- Record a failed attempt: back to the queue after $4 seconds, or failed for good when $4 is NULL.
