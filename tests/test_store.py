@@ -260,6 +260,9 @@ async def test_list_newest_first_is_submission_order_reversed(store: Store) -> N
     assert newest == ids[::-1]
     oldest = await store.list_jobs(JobFilter(job_type="t"), sort="created_at", limit=100)
     assert [j.id for j in oldest.jobs] == ids
+    by_priority = await store.list_jobs(sort="priority", limit=1)
+    with pytest.raises(InvalidInput, match="cursor"):
+        await store.list_jobs(sort="-created_at", cursor=by_priority.next_cursor)
 
 
 async def test_list_rejects_bad_sort_limit_and_cursor(store: Store) -> None:

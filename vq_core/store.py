@@ -12,6 +12,7 @@ import json
 import uuid
 from collections.abc import Sequence
 from dataclasses import dataclass
+from datetime import datetime
 from typing import Any
 
 import asyncpg
@@ -91,6 +92,14 @@ def _claimed(row: asyncpg.Record) -> ClaimedJob:
     return ClaimedJob(
         job_id, job_type, _PRIORITIES[priority], payload, retry_count, max_retries, created_at
     )
+
+
+def _is_timestamp(text: str) -> bool:
+    try:
+        datetime.fromisoformat(text)
+    except ValueError:
+        return False
+    return True
 
 
 def _as_uuid(text: str) -> uuid.UUID | None:
@@ -339,6 +348,9 @@ class Store:
         if text is not None and (pasted := _as_uuid(text)) is not None:
             return await self._list_one(pasted, f)
         after_value, after_id = _decode_cursor(cursor) if cursor else (None, None)
+        if after_value is not None and spec.by_id and not _is_timestamp(after_value):
+            # The id alone places the page; still refuse another sort's cursor.
+            raise InvalidInput("cursor: not a cursor of this sort order")
         rows = await self.pool.fetch(
             query,
             f.status.value if f.status else None,
