@@ -12,7 +12,7 @@ from __future__ import annotations
 
 import threading
 import uuid
-from collections.abc import Iterator
+from collections.abc import Callable, Iterator
 from typing import Any
 
 from prometheus_client import REGISTRY, Counter, Histogram
@@ -54,48 +54,78 @@ RETRIES = Counter("vq_job_retries", "Retries scheduled after a failed attempt.",
 PROGRESS = Counter("vq_job_progress_events", "Progress reports stored.", ["job_type"])
 VERIFIED = Counter("vq_videos_verified", "Result videos that passed verification.", ["job_type"])
 
-# labels() takes a lock and validates on every call; the label sets are few (job
-# types x outcomes x categories), so their children are looked up once and kept.
-_children: dict[tuple[int, tuple[str, ...]], Any] = {}
+# labels() takes a lock and validates on every call, and the hook fires twice per
+# job: each (event, job type) gets a handler once, holding its metric children's
+# bound methods, so an event costs a dict lookup and the counts themselves.
+Handler = Callable[[dict[str, Any]], None]
+_handlers: dict[tuple[str, str], Handler] = {}
 
 
-def _child(metric: Counter | Histogram, *labels: str) -> Any:
-    key = (id(metric), labels)
-    child = _children.get(key)
-    if child is None:
-        child = _children[key] = metric.labels(*labels)
-    return child
+def _claimed(job_type: str) -> Handler:
+    claimed, waited = JOBS_CLAIMED.labels(job_type).inc, WAIT_SECONDS.labels(job_type).observe
+
+    def handle(details: dict[str, Any]) -> None:
+        claimed()
+        wait = details.get("wait_s")
+        if wait is not None:
+            waited(float(wait))
+
+    return handle
 
 
-def _claimed(job_type: str, details: dict[str, Any]) -> None:
-    _child(JOBS_CLAIMED, job_type).inc()
-    if details.get("wait_s") is not None:
-        _child(WAIT_SECONDS, job_type).observe(float(details["wait_s"]))
+def _ended(job_type: str, outcome: str) -> Handler:
+    counted = JOBS_PROCESSED.labels(job_type, outcome).inc
+    timed = (
+        PROCESSING_SECONDS.labels(job_type, outcome).observe
+        if outcome in {"completed", "failed", "retry_scheduled"}
+        else None
+    )
+    failed = outcome in {"failed", "retry_scheduled"}
+    retried = RETRIES.labels(job_type).inc if outcome == "retry_scheduled" else None
+
+    def handle(details: dict[str, Any]) -> None:
+        counted()
+        duration = details.get("duration_s")
+        if timed is not None and duration is not None:
+            timed(float(duration))
+        if failed:
+            category = str(details.get("category") or "UNKNOWN")
+            FAILURES.labels(job_type, category).inc()  # categories: a handful, rarely
+        if retried is not None:
+            retried()
+
+    return handle
 
 
-def _ended(job_type: str, outcome: str, details: dict[str, Any]) -> None:
-    _child(JOBS_PROCESSED, job_type, outcome).inc()
-    duration = details.get("duration_s")
-    if duration is not None and outcome in {"completed", "failed", "retry_scheduled"}:
-        _child(PROCESSING_SECONDS, job_type, outcome).observe(float(duration))
-    if outcome in {"failed", "retry_scheduled"}:
-        _child(FAILURES, job_type, str(details.get("category") or "UNKNOWN")).inc()
-    if outcome == "retry_scheduled":
-        _child(RETRIES, job_type).inc()
+def _counted(metric: Counter, job_type: str) -> Handler:
+    inc = metric.labels(job_type).inc
+    return lambda details: inc()
+
+
+def _ignored(details: dict[str, Any]) -> None:
+    return None
+
+
+def _handler_for(event: str, job_type: str) -> Handler:
+    if event == "claimed":
+        return _claimed(job_type)
+    if event in OUTCOMES:
+        return _ended(job_type, event)
+    if event == "progress":
+        return _counted(PROGRESS, job_type)
+    if event == "verified":
+        return _counted(VERIFIED, job_type)
+    return _ignored
 
 
 @hookimpl
 def vq_job_event(job_id: uuid.UUID, event: str, details: dict[str, Any]) -> None:
     """Count and time the event (the worker puts job_type and durations in details)."""
-    job_type = str(details.get("job_type") or "unknown")
-    if event == "claimed":
-        _claimed(job_type, details)
-    elif event in OUTCOMES:
-        _ended(job_type, event, details)
-    elif event == "progress":
-        _child(PROGRESS, job_type).inc()
-    elif event == "verified":
-        _child(VERIFIED, job_type).inc()
+    key = (event, str(details.get("job_type") or "unknown"))
+    handler = _handlers.get(key)
+    if handler is None:
+        handler = _handlers[key] = _handler_for(*key)
+    handler(details)
 
 
 # -- gauges read from the database ----------------------------------------------------
