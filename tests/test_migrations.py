@@ -6,7 +6,9 @@ import asyncio
 import json
 
 from vq_core import db, migrations
+from vq_core.models import NewJob
 from vq_core.queries import parse_queries, queries, sql
+from vq_core.store import Store
 
 
 async def test_migrate_applies_all_then_nothing(empty_dsn: str) -> None:
@@ -26,6 +28,28 @@ async def test_migrate_applies_all_then_nothing(empty_dsn: str) -> None:
         }
         assert {"jobs", "job_events", "job_queue_config", "workers", "schema_migrations"} <= tables
     finally:
+        await conn.close()
+
+
+async def test_upgrading_a_database_with_jobs_keeps_them_and_their_order(
+    empty_dsn: str,
+) -> None:
+    conn = await db.connect(empty_dsn)
+    pool = await db.create_pool(empty_dsn)
+    store = Store(pool)
+    try:
+        assert [m.version for m in await migrations.migrate(conn, up_to=5)] == [1, 2, 3, 4, 5]
+        old = [(await store.enqueue(NewJob("t", {"n": i}))).id for i in range(3)]
+        applied = await migrations.migrate(conn)
+        assert applied[0].version == 6
+        new = [(await store.enqueue(NewJob("t", {"n": i}))).id for i in range(3, 6)]
+        listed = [j.id for j in (await store.list_jobs(limit=10)).jobs]
+        # Made after the upgrade: newest first, exactly. Made before: all still there.
+        assert listed[:3] == new[::-1] and set(listed[3:]) == set(old)
+        claimed = await store.claim("w", ["t"], 6, 30)
+        assert {j.id for j in claimed} == set(old + new)
+    finally:
+        await pool.close()
         await conn.close()
 
 

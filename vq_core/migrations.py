@@ -62,8 +62,9 @@ async def pending_migrations(conn: Conn) -> list[Migration]:
     return [m for m in available_migrations() if m.version not in done]
 
 
-async def migrate(conn: Conn) -> list[Migration]:
-    """Apply pending migrations, each in its own transaction, and return those applied.
+async def migrate(conn: Conn, up_to: int | None = None) -> list[Migration]:
+    """Apply pending migrations (those up to version ``up_to``, if given), each in its
+    own transaction, and return those applied.
 
     A session advisory lock serialises concurrent callers: the second waits, then
     finds nothing left to do, so ``vq migrate`` is safe from several processes.
@@ -73,6 +74,8 @@ async def migrate(conn: Conn) -> list[Migration]:
         await conn.execute(_CREATE_TABLE)
         applied: list[Migration] = []
         for migration in await pending_migrations(conn):
+            if up_to is not None and migration.version > up_to:
+                break
             async with conn.transaction():
                 await conn.execute(migration.sql)
                 await conn.execute(
