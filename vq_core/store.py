@@ -234,8 +234,6 @@ class Store:
             [job_id for job_id, _ in results],
             [result for _, result in results],
         )
-        if not lost:
-            return [job_id for job_id, _ in results]
         gone = {r[0] for r in lost}
         return [job_id for job_id, _ in results if job_id not in gone]
 

@@ -41,7 +41,7 @@ _DB_ERRORS = db.DB_ERRORS
 _SHUTDOWN_ERRORS: tuple[type[Exception], ...] = (TimeoutError, *_DB_ERRORS)
 # Claims in flight at once. With one, the worker and the database take turns: the
 # database idles while the worker starts a batch, and the other way round. Two keep
-# both busy (load/bench_queue.py: drain +14%); more only split the batches smaller.
+# both busy (load/bench_queue.py: drain +7 to 14%); more only split batches smaller.
 CLAIM_LANES = 2
 
 
