@@ -80,8 +80,8 @@ def live_bases(recording: bool, tmp_path_factory: pytest.TempPathFactory) -> Ite
     if configured is not None:
         yield configured
         return
-    from vq_plugins.reference_app import RenderOptions
-    from vq_plugins.reference_services import start_reference_server
+    from vq_plugins.reference.app import RenderOptions
+    from vq_plugins.reference.reference_services import start_reference_server
 
     options = RenderOptions(width=160, height=96, fps=8, clip_seconds=2.0)
     media = tmp_path_factory.mktemp("contract-media")

@@ -17,9 +17,9 @@ from contract_support import CASSETTES, SERVICES
 
 from vq_core.errors import ServiceError
 from vq_core.models import ClaimedJob, ErrorCategory, Priority
-from vq_plugins.http_service import is_http_url, validate_payload
-from vq_plugins.manim_revideo import ManimClient, RevideoClient, compose_body
-from vq_plugins.orchestrator import OrchestratorService
+from vq_plugins.services.http_service import is_http_url, validate_payload
+from vq_plugins.services.manim_revideo import ManimClient, RevideoClient, compose_body
+from vq_plugins.services.orchestrator import OrchestratorService
 
 JOB_ID = uuid.UUID("00000000-0000-4000-8000-0000000000c7")
 API_KEY = "contract-test-key-not-secret"

@@ -18,8 +18,8 @@ import pytest
 import yaml
 from contract_support import CASSETTES
 
-from vq_plugins.reference_app import RenderOptions
-from vq_plugins.reference_services import ReferenceServer, start_reference_server
+from vq_plugins.reference.app import RenderOptions
+from vq_plugins.reference.reference_services import ReferenceServer, start_reference_server
 
 HOP_HEADERS = {"host", "content-length", "connection", "accept-encoding"}
 CASSETTE_FILES = sorted(CASSETTES.rglob("*.yaml"))

@@ -33,8 +33,9 @@ from typing import Any
 
 import asyncpg
 
-from vq_core import db, migrations
+from vq_core import db
 from vq_core.config import Settings
+from vq_core.db import migrations
 from vq_core.models import JobFilter, JobStatus
 from vq_core.store import Store, list_query
 
@@ -117,7 +118,7 @@ async def prepare(server: str, jobs: int, reuse: bool) -> tuple[str, float | Non
         await conn.close()
     pool = await db.create_pool(dsn, min_size=1, max_size=2)
     try:
-        from vq_ui import users
+        from vq_ui.auth import users
 
         await users.create_user(Store(pool), USER, PASSWORD, "admin")
     finally:

@@ -29,9 +29,10 @@ from typing import Any
 
 import asyncpg
 
-from vq_core import db, migrations
-from vq_core.app import run_coroutine
+from vq_core import db
+from vq_core.db import migrations
 from vq_core.models import NewJob
+from vq_core.runtime import run_coroutine
 from vq_core.store import Store
 
 ROOT = Path(__file__).resolve().parent.parent

@@ -16,8 +16,9 @@ from pathlib import Path
 import asyncpg
 import pytest
 
-from vq_core import db, migrations
+from vq_core import db
 from vq_core.config import Settings
+from vq_core.db import migrations
 from vq_core.store import Store
 
 os.environ.setdefault("VQ_CONFIG", "/nonexistent/vq.toml")  # a developer's vq.toml must not leak in
@@ -49,7 +50,7 @@ def server_dsn(tmp_path_factory: pytest.TempPathFactory) -> str:
         return configured
     if asyncio.run(_answers(LOCAL_SERVER)):
         return LOCAL_SERVER
-    from vq_core.embedded import embedded_dsn
+    from vq_core.db.embedded import embedded_dsn
 
     return embedded_dsn(tmp_path_factory.getbasetemp().parent / "vq-test-embedded")
 

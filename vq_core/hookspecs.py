@@ -16,12 +16,12 @@ if TYPE_CHECKING:
 
     import click
 
-    from vq_core.alerts_model import AlertSink
+    from vq_core.alerts.model import AlertSink
     from vq_core.config import Settings
     from vq_core.models import ClaimedJob, ErrorCategory
-    from vq_core.services import VideoService
     from vq_core.store import Store
-    from vq_core.web import WebServer
+    from vq_core.video_service import VideoService
+    from vq_core.web_server import WebServer
 
 hookspec = pluggy.HookspecMarker("vq")
 
@@ -32,7 +32,7 @@ def vq_register_services(settings: Settings) -> list[VideoService]:
 
     :param settings: the running configuration; read your own options with
         ``settings.plugin_settings("your-name")``.
-    :return: service objects implementing ``vq_core.services.VideoService``.
+    :return: service objects implementing ``vq_core.video_service.VideoService``.
     """
     raise NotImplementedError
 
@@ -84,7 +84,7 @@ def vq_register_alert_sinks(settings: Settings) -> list[AlertSink]:
     """Return the alert sinks this plugin provides (log, webhook, email...).
 
     :param settings: the running configuration.
-    :return: objects implementing ``vq_core.alerts_model.AlertSink``.
+    :return: objects implementing ``vq_core.alerts.model.AlertSink``.
     """
     raise NotImplementedError
 
@@ -103,6 +103,6 @@ def vq_web_server(settings: Settings, store: Store) -> WebServer | None:
 
     :param settings: the running configuration.
     :param store: the store the pages and routes must use.
-    :return: an object implementing ``vq_core.web.WebServer``, or ``None``.
+    :return: an object implementing ``vq_core.web_server.WebServer``, or ``None``.
     """
     raise NotImplementedError

@@ -9,7 +9,7 @@ import pluggy
 
 from vq_core import hookspecs
 from vq_core.config import ConfigError, Settings
-from vq_core.services import VideoService
+from vq_core.video_service import VideoService
 
 PROJECT = "vq"
 

@@ -16,11 +16,13 @@ from fastapi.staticfiles import StaticFiles
 from vq_core import __version__
 from vq_core.config import Settings
 from vq_core.store import Store
-from vq_ui import api, api_admin, auth
-from vq_ui.api_errors import install_error_handlers
+from vq_ui.api import accounts as api_admin
+from vq_ui.api import jobs as api
+from vq_ui.api.errors import install_error_handlers
+from vq_ui.auth import access as auth
 
 log = logging.getLogger("vq.ui")
-ADMIN_PAGE_MODULE = "vq_ui.admin_page"
+ADMIN_PAGE_MODULE = "vq_ui.admin.page"
 
 
 def create_app(
@@ -66,7 +68,7 @@ def create_app(
 
 
 def register_admin_page(app: FastAPI, settings: Settings, store: Store) -> bool:
-    """Add the NiceGUI admin page if ``vq_ui.admin_page`` is installed; False otherwise."""
+    """Add the NiceGUI admin page if ``vq_ui.admin.page`` is installed; False otherwise."""
     try:
         module = importlib.import_module(ADMIN_PAGE_MODULE)
     except ImportError as exc:

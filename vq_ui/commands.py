@@ -1,6 +1,6 @@
 """``vq users``, ``vq tokens`` and ``vq e2e``: the commands vq_ui adds to the CLI.
 
-They open the database the way the core commands do (``vq_core.cli.with_runtime``),
+They open the database the way the core commands do (``vq_core.cli.main.with_runtime``),
 so settings, the DSN and the embedded server are resolved identically.
 """
 
@@ -12,10 +12,10 @@ from typing import Any
 
 import click
 
-from vq_core.app import Runtime, require_migrated
-from vq_core.cli import UsageProblem, async_command, emit_json, json_option, with_runtime
-from vq_ui import users
-from vq_ui.roles import Role
+from vq_core.cli.main import UsageProblem, async_command, emit_json, json_option, with_runtime
+from vq_core.runtime import Runtime, require_migrated
+from vq_ui.auth import users
+from vq_ui.auth.roles import Role
 
 ROLE = click.Choice([r.value for r in Role])
 

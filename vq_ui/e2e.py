@@ -1,6 +1,6 @@
 """The platform's end-to-end scenario against a running vq, over its public API only.
 
-``vq e2e --url URL --token T`` runs it against any deployment; ``tests/test_e2e.py``
+``vq e2e --url URL --token T`` runs it against any deployment; ``tests/e2e/test_e2e.py``
 runs it against a ``vq run`` it starts with the reference services. Steps:
 
 1. the server is ready (``/api/v1/readyz``);

@@ -11,10 +11,10 @@ import uvicorn
 
 from vq_core.config import Settings
 from vq_core.store import Store
-from vq_core.web import bind_socket
-from vq_ui import users
+from vq_core.web_server import bind_socket
 from vq_ui.app import create_app
-from vq_ui.auth import SECRET_NAME
+from vq_ui.auth import users
+from vq_ui.auth.access import SECRET_NAME
 
 
 class _Server(uvicorn.Server):

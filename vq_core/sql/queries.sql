@@ -1,5 +1,5 @@
 -- Every query vq runs, one named block each: "-- name --" then a one-line purpose.
--- Loaded once by vq_core.queries; parameters are always bound, never formatted in,
+-- Loaded once by vq_core.db.queries; parameters are always bound, never formatted in,
 -- except list_jobs' keyset condition and ORDER BY, filled from a fixed whitelist in
 -- store.py.
 

@@ -1,6 +1,6 @@
 -- The vq schema after every migration, for reading: what the tables, indexes and
 -- functions are now. Migrations (sql/migrations/) remain the source of truth;
--- tests/test_migrations.py fails when this file and the migrations disagree.
+-- tests/integration/test_migrations.py fails when this file and the migrations disagree.
 -- Regenerate: pg_dump --schema-only --no-owner --no-privileges -n vq DB (then tidy).
 
 CREATE SCHEMA vq;

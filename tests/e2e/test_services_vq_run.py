@@ -1,0 +1,92 @@
+"""A fresh ``vq run`` with no service configured renders a doubt with the local renderer.
+
+``vq run`` and ``vq submit`` run as processes, as a new user would start them; the
+video is fetched from vq's own /media over loopback and decoded.
+"""
+
+from __future__ import annotations
+
+import json
+import os
+import signal
+import socket
+import subprocess
+import sys
+import time
+import uuid
+from pathlib import Path
+
+import httpx
+import pytest
+from support.helpers import eventually
+from support.services import download
+
+from vq_core.models import FINAL_STATUSES, Job, JobStatus
+from vq_core.store import Store
+from vq_plugins.services.render_engine import probe
+
+VQ = [sys.executable, "-m", "vq_core.cli"]
+pytestmark = pytest.mark.slow
+
+
+def _free_port() -> int:
+    with socket.socket() as sock:
+        sock.bind(("127.0.0.1", 0))
+        port: int = sock.getsockname()[1]
+        return port
+
+
+def _wait_ready(url: str, proc: subprocess.Popen[bytes], log: Path, timeout: float = 60) -> None:
+    deadline = time.monotonic() + timeout
+    while time.monotonic() < deadline:
+        if proc.poll() is not None:
+            raise AssertionError(f"vq run exited {proc.returncode}: {log.read_text()}")
+        try:
+            if httpx.get(url, timeout=2).status_code == 200:
+                return
+        except httpx.TransportError:
+            pass
+        time.sleep(0.1)  # polling a starting server, bounded by the deadline
+    raise AssertionError(f"{url} not ready within {timeout}s: {log.read_text()}")
+
+
+async def test_submitted_doubt_on_a_fresh_vq_run_plays(
+    dsn: str, store: Store, tmp_path: Path
+) -> None:
+    port = _free_port()
+    config = tmp_path / "vq.toml"
+    # Small frames keep the default 60-second doubt cheap; nothing else is configured.
+    config.write_text(
+        f'database_url = "{dsn}"\ndata_dir = "{tmp_path / "data"}"\nport = {port}\n'
+        "poll_interval = 0.5\n\n[plugin_config.local]\nwidth = 160\nheight = 96\nfps = 8\n",
+        encoding="utf-8",
+    )
+    env = {**os.environ, "VQ_CONFIG": str(config)}
+    log = tmp_path / "vq-run.log"
+    with log.open("wb") as out:
+        run = subprocess.Popen([*VQ, "run"], env=env, stdout=out, stderr=subprocess.STDOUT)
+    try:
+        _wait_ready(f"http://127.0.0.1:{port}/api/v1/readyz", run, log)
+        submitted = subprocess.run(
+            [*VQ, "submit", "doubt", "--json",
+             "--payload", json.dumps({"question": "Why does ice float on water?"})],
+            env=env, capture_output=True, text=True, timeout=60, check=False,
+        )
+        assert submitted.returncode == 0, submitted.stderr
+        job_id = uuid.UUID(json.loads(submitted.stdout)["id"])
+
+        async def finished() -> Job | None:
+            job = await store.get_job(job_id)
+            return job if job.status in FINAL_STATUSES else None
+
+        job = await eventually(finished, timeout=120)
+        assert job.status is JobStatus.COMPLETED, job.error
+        assert job.result is not None
+        assert job.result["video_url"] == f"http://127.0.0.1:{port}/media/{job_id}.mp4"
+        codec, duration = probe(await download(job.result["video_url"], tmp_path / "got.mp4"))
+        assert codec == "h264"
+        assert duration == pytest.approx(60.0, abs=0.2)  # the contract's default length
+    finally:
+        run.send_signal(signal.SIGTERM)
+        code = run.wait(30)
+    assert code == 0, log.read_text()

@@ -1,0 +1,100 @@
+"""docs/services.md stays true: its plugin example runs, its configuration loads, and
+every fault, route and error category it should describe is there."""
+
+from __future__ import annotations
+
+import re
+import tomllib
+import types
+import uuid
+from collections.abc import Iterator
+from pathlib import Path
+from urllib.parse import urlsplit
+
+import pytest
+from support.helpers import eventually, running_worker
+from support.services import reference_server
+
+from vq_core.config import Settings
+from vq_core.models import ErrorCategory, Job, JobStatus, NewJob
+from vq_core.plugins import collect_services, make_plugin_manager
+from vq_core.store import Store
+from vq_plugins.reference.app import ReferenceState, create_app
+from vq_plugins.reference.faults import Faults
+from vq_plugins.reference.reference_services import ReferenceServer
+
+DOC = Path(__file__).resolve().parents[2] / "docs" / "services.md"
+
+
+def blocks(language: str) -> list[str]:
+    return re.findall(rf"```{language}\n(.*?)```", DOC.read_text(), re.S)
+
+
+@pytest.fixture
+def reference(tmp_path: Path) -> Iterator[ReferenceServer]:
+    with reference_server(tmp_path / "media") as server:
+        yield server
+
+
+async def test_the_plugin_example_runs_on_a_worker(
+    store: Store, settings: Settings, dsn: str, reference: ReferenceServer
+) -> None:
+    module = types.ModuleType("docs_services_example")
+    exec(compile(blocks("python")[0], str(DOC), "exec"), module.__dict__)
+    configured = settings.model_copy(update={
+        "plugin_config": {"acme": {"base_url": reference.url}}, "breaker_threshold": 100,
+    })
+    pm = make_plugin_manager(configured, load_entrypoints=False)
+    pm.register(module)
+    services = collect_services(pm, configured)
+    assert list(services) == ["acme"]
+    async with running_worker(store, configured, services, dsn, pm=pm):
+        ok = await store.enqueue(NewJob("acme", {"question": "Why?", "length": 5}))
+        done = await _final(store, ok.id)
+        reference.set_faults(status=503, times=1)
+        bad = await store.enqueue(NewJob("acme", {"question": "Why?", "length": 5},
+                                         max_retries=0))
+        failed = await _final(store, bad.id)
+    assert done.status is JobStatus.COMPLETED, done.error
+    assert done.result is not None and done.result["video_url"].startswith(reference.url)
+    assert failed.status is JobStatus.FAILED
+    assert failed.error is not None
+    assert (failed.error["type"], failed.error["service"]) == ("API_ERROR", "acme")
+    assert reference.requests("/render")[0]["idempotency_key"] == str(ok.id)
+
+
+async def _final(store: Store, job_id: uuid.UUID) -> Job:
+    async def check() -> Job | None:
+        job = await store.get_job(job_id)
+        return job if job.status in (JobStatus.COMPLETED, JobStatus.FAILED) else None
+
+    return await eventually(check, timeout=30)
+
+
+def test_configuration_examples_load_and_stay_on_loopback(tmp_path: Path) -> None:
+    examples = [tomllib.loads(text) for text in blocks("toml")]
+    vq_tomls = [data for data in examples if "plugin_config" in data]
+    assert len(vq_tomls) >= 2
+    for data in vq_tomls:
+        settings = Settings(data_dir=tmp_path, **data)
+        pm = make_plugin_manager(settings)
+        services = collect_services(pm, settings)
+        for name in data["plugin_config"]:
+            assert name in services, f"{name} not registered from the example"
+        for options in data["plugin_config"].values():
+            for value in options.values():
+                if isinstance(value, str) and "://" in value:
+                    assert urlsplit(value).hostname == "127.0.0.1"
+
+
+def test_every_fault_route_and_category_is_documented(tmp_path: Path) -> None:
+    text = DOC.read_text()
+    for key in Faults.model_fields:
+        assert f"`{key}`" in text, f"fault {key} is not documented"
+    for category in ErrorCategory:
+        if category is not ErrorCategory.CANCELLED:
+            assert f"`{category.value}`" in text, f"category {category} is not documented"
+    app = create_app(ReferenceState(tmp_path))
+    for route in app.routes:
+        path = getattr(route, "path", "")
+        assert path.split("{")[0].rstrip("/") in text, f"route {path} is not documented"

@@ -1,0 +1,227 @@
+"""Helpers of the browser tests: signing in, finding rows, choosing filters, seeding jobs."""
+
+from __future__ import annotations
+
+import os
+import subprocess
+import uuid
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any
+
+from selenium.common.exceptions import (
+    ElementClickInterceptedException,
+    ElementNotInteractableException,
+    NoSuchElementException,
+    StaleElementReferenceException,
+)
+from selenium.webdriver.common.by import By
+from selenium.webdriver.remote.webdriver import WebDriver
+from selenium.webdriver.support import expected_conditions as ec
+from selenium.webdriver.support.ui import WebDriverWait
+
+from vq_core.errors import ServiceError, error_record
+from vq_core.models import ErrorCategory, NewJob, Priority
+from vq_core.store import Store
+
+HERE = Path(__file__).parent
+# Committed screenshots used by docs/admin.md and the README; `tox -e browser` renews them.
+SCREENSHOTS = Path(
+    os.environ.get("VQ_SCREENSHOT_DIR", str(HERE.parents[1] / "docs" / "screenshots"))
+)
+# The first page load of NiceGUI in a cold Chromium takes a few seconds on 2 cores.
+WAIT_S = 20.0
+PASSWORD = "correct-horse-battery"
+WORKER = "render-1"
+
+
+class WebApp:
+    """The server process and where its media files live.
+
+    The port is read from the process on first use of ``url``, so the server boots
+    while the test seeds its database.
+    """
+
+    def __init__(self, process: subprocess.Popen[str], media_dir: Path) -> None:
+        self.process = process
+        self.media_dir = media_dir
+        self._url: str | None = None
+
+    @property
+    def url(self) -> str:
+        """``http://127.0.0.1:PORT`` once the server listens."""
+        if self._url is None:
+            assert self.process.stdout is not None
+            # readline blocks until the server bound its socket (or died): no polling.
+            line = self.process.stdout.readline()
+            if not line.startswith("PORT "):
+                code = self.process.poll()
+                raise AssertionError(f"the web app did not start (exit code {code}): {line!r}")
+            self._url = f"http://127.0.0.1:{int(line.split()[1])}"
+        return self._url
+
+
+def wait(driver: WebDriver, timeout: float = WAIT_S) -> WebDriverWait[WebDriver]:
+    """A WebDriverWait with the suite's deadline, tolerant of Vue re-rendering a node."""
+    return WebDriverWait(driver, timeout, ignored_exceptions=[StaleElementReferenceException])
+
+
+def log_in(driver: WebDriver, web: WebApp, username: str, password: str = PASSWORD) -> None:
+    """Sign in through the real form and wait for the job table of /queue."""
+    driver.get(f"{web.url}/login?next=/queue")
+    wait(driver).until(ec.presence_of_element_located((By.ID, "username"))).send_keys(username)
+    driver.find_element(By.ID, "password").send_keys(password)
+    driver.find_element(By.ID, "submit").click()
+    wait(driver).until(ec.url_to_be(f"{web.url}/queue"))
+    wait(driver).until(ec.presence_of_element_located((By.CSS_SELECTOR, "[data-panel=jobs]")))
+
+
+def screenshot(driver: WebDriver, name: str, full_page: bool = False) -> Path:
+    """Save a PNG of the current screen (or the whole page) for the docs."""
+    SCREENSHOTS.mkdir(parents=True, exist_ok=True)
+    path = SCREENSHOTS / f"{name}.png"
+    if full_page:
+        height = driver.execute_script("return document.documentElement.scrollHeight")
+        driver.set_window_size(1440, min(4000, int(height) + 140))
+    assert driver.save_screenshot(str(path)), f"screenshot {path} failed"
+    return path
+
+
+def stat(driver: WebDriver, key: str) -> str:
+    """The number on a counter card."""
+    return driver.find_element(By.CSS_SELECTOR, f"[data-stat={key}]").text
+
+
+def shown_job_ids(driver: WebDriver) -> set[str]:
+    """Ids of the rows the job table shows now."""
+    spans = driver.find_elements(By.CSS_SELECTOR, "[data-panel=jobs] span[data-job-id]")
+    return {s.get_attribute("data-job-id") or "" for s in spans}
+
+
+def row_status(driver: WebDriver, job_id: uuid.UUID) -> str | None:
+    """The status badge of a job's row, or None when the row is not shown."""
+    found = driver.find_elements(
+        By.XPATH, f"//tr[.//span[@data-job-id='{job_id}']]//*[@data-status]"
+    )
+    return found[0].get_attribute("data-status") if found else None
+
+
+def click(driver: WebDriver, selector: str, by: str = By.CSS_SELECTOR) -> None:
+    """Click an element once it is there and clickable; Vue may re-render it between
+    finding and clicking, so a stale or covered element is looked up again."""
+
+    def attempt(d: WebDriver) -> bool:
+        try:
+            element = d.find_element(by, selector)
+            if not (element.is_displayed() and element.is_enabled()):
+                return False
+            element.click()
+        except (
+            StaleElementReferenceException,
+            NoSuchElementException,
+            ElementClickInterceptedException,
+            ElementNotInteractableException,
+        ):
+            return False
+        return True
+
+    wait(driver).until(attempt, f"could not click {selector}")
+
+
+def row_button(driver: WebDriver, action: str, job_id: uuid.UUID) -> None:
+    """Click a row's action button (details, cancel, retry)."""
+    click(driver, f"button[data-action={action}][data-job-id='{job_id}']")
+
+
+def choose(driver: WebDriver, filter_name: str, option: str) -> None:
+    """Pick ``option`` in one of the filter bar's selects."""
+    click(driver, f"[data-filter={filter_name}]")
+    click(
+        driver,
+        "//div[contains(@class,'q-menu')]//div[contains(@class,'q-item')]"
+        f"[normalize-space()='{option}']",
+        By.XPATH,
+    )
+    wait(driver).until(ec.invisibility_of_element_located((By.CSS_SELECTOR, ".q-menu")))
+
+
+@dataclass
+class Seeded:
+    """Jobs in each state, made through the store as a worker would."""
+
+    completed: list[uuid.UUID] = field(default_factory=list)
+    failed: list[uuid.UUID] = field(default_factory=list)
+    running: list[uuid.UUID] = field(default_factory=list)
+    queued: list[uuid.UUID] = field(default_factory=list)
+    cancelled: list[uuid.UUID] = field(default_factory=list)
+
+
+QUESTIONS = [
+    "Why is the sky blue?",
+    "How does gravity bend light?",
+    "What is a derivative, intuitively?",
+    "Why do ice cubes float?",
+    "How do vaccines train the immune system?",
+    "What makes a prime number special?",
+]
+
+
+def failure(message: str = "orchestrator answered 503 Service Unavailable") -> dict[str, Any]:
+    """The error record the worker stores for a failed render, with a real stack."""
+    try:
+        raise ServiceError(
+            ErrorCategory.API_ERROR,
+            message,
+            service="orchestrator",
+            call="POST /render",
+            status_code=503,
+            body_excerpt='{"error": "renderer overloaded"}',
+        )
+    except ServiceError as exc:
+        return error_record(exc, ErrorCategory.API_ERROR, attempt=1, retryable=True)
+
+
+async def complete(
+    store: Store, job_type: str, result: dict[str, Any], n: int = 1
+) -> list[uuid.UUID]:
+    """Claim ``n`` jobs of ``job_type`` and complete them with ``result``."""
+    claimed = await store.claim(WORKER, [job_type], n, 60)
+    done = await store.complete_many(WORKER, [(c.id, dict(result)) for c in claimed])
+    assert len(done) == len(claimed) == n, (done, claimed)
+    return done
+
+
+async def seed(store: Store, video: dict[str, Any] | None = None) -> Seeded:
+    """A queue with a bit of everything: a worker, two services, jobs in every status."""
+    out = Seeded()
+    await store.register_worker(WORKER, "render-host-a", 4242, 4, ["doubt", "diagram"], 60)
+    await store.heartbeat(WORKER, 1)
+    await store.record_service_health("orchestrator", True, "200 OK in 12 ms", ["doubt"])
+    await store.record_service_health("manim", False, "connection refused", ["diagram"])
+    result = video or {"video_url": "http://127.0.0.1:9/none.mp4", "duration": 8.0}
+    await store.enqueue_many(
+        [NewJob("doubt", {"question": q}, Priority.HIGH) for q in QUESTIONS[:3]]
+    )
+    out.completed = await complete(store, "doubt", result, 3)
+    fail_jobs = await store.enqueue_many([NewJob("diagram", {"topic": "Fourier series"})])
+    claimed = await store.claim(WORKER, ["diagram"], 1, 60)
+    assert await store.fail(WORKER, claimed[0].id, failure(), None) is not None
+    out.failed = [fail_jobs[0].id]
+    running = await store.enqueue(NewJob("doubt", {"question": "Explain entropy to a child"}))
+    await store.claim(WORKER, ["doubt"], 1, 60)
+    await store.update_progress(WORKER, running.id, 40, "diagram")
+    out.running = [running.id]
+    cancelled = await store.enqueue(NewJob("doubt", {"question": "Never mind"}, Priority.LOW))
+    await store.cancel(cancelled.id, by="admin")
+    out.cancelled = [cancelled.id]
+    queued = await store.enqueue_many(
+        [
+            NewJob("doubt", {"question": q}, p)
+            for q, p in zip(
+                QUESTIONS[3:], (Priority.URGENT, Priority.NORMAL, Priority.LOW), strict=True
+            )
+        ]
+        + [NewJob("diagram", {"topic": "Pythagoras"}, Priority.NORMAL)]
+    )
+    out.queued = [q.id for q in queued]
+    return out

@@ -1,0 +1,181 @@
+"""Alert state and the queue readings the alert rules need (SQL in ``sql/queries.sql``).
+
+Functions rather than ``Store`` methods: the evaluator runs them on one connection
+inside the transaction that holds its advisory lock, and the admin page and
+metrics endpoint call the readers with a ``Store``.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Sequence
+from dataclasses import asdict, dataclass, field
+from datetime import datetime
+from typing import Any
+
+import asyncpg
+
+from vq_core.alerts.model import Alert
+from vq_core.db.queries import sql
+from vq_core.models import QueueConfig, WorkerInfo
+from vq_core.store import Store
+
+# Any constant works as long as every vq process uses the same one (0x7651_0001 is
+# the migration lock).
+ALERT_LOCK_ID = 0x7651_0002
+Conn = asyncpg.Connection | asyncpg.pool.PoolConnectionProxy
+FIRING = "firing"
+RESOLVED = "resolved"
+
+
+@dataclass(frozen=True)
+class AlertRecord:
+    """One row of ``vq.alerts``: the state of an alert as every process sees it."""
+
+    key: str
+    rule: str
+    state: str
+    summary: str
+    details: dict[str, Any]
+    first_seen: datetime
+    last_seen: datetime
+    last_sent_at: datetime | None = None
+    resolved_at: datetime | None = None
+    send_count: int = 0
+
+    @property
+    def firing(self) -> bool:
+        """Whether the condition held at the last evaluation."""
+        return self.state == FIRING
+
+    def to_alert(self) -> Alert:
+        """The notification sinks receive for this state."""
+        return Alert(
+            key=self.key,
+            rule=self.rule,
+            state=self.state,
+            summary=self.summary,
+            first_seen=self.first_seen,
+            last_seen=self.last_seen,
+            details=dict(self.details),
+            resolved_at=self.resolved_at,
+            send_count=self.send_count,
+        )
+
+    def to_dict(self) -> dict[str, Any]:
+        """JSON-ready form (times as ISO strings) for the API and the admin page."""
+        return {k: v.isoformat() if isinstance(v, datetime) else v for k, v in asdict(self).items()}
+
+
+@dataclass(frozen=True)
+class QueueReading:
+    """Queued jobs of one type: ready now, all, and the longest wait of a ready one."""
+
+    job_type: str
+    ready: int
+    queued: int
+    oldest_wait_s: float | None
+
+
+@dataclass(frozen=True)
+class OutcomeReading:
+    """Jobs of one type that finished within the failure-rate window."""
+
+    job_type: str
+    completed: int
+    failed: int
+
+
+@dataclass(frozen=True)
+class QueueSnapshot:
+    """Everything the alert rules look at, read in one transaction."""
+
+    now: datetime
+    queues: list[QueueReading] = field(default_factory=list)
+    outcomes: list[OutcomeReading] = field(default_factory=list)
+    workers: list[WorkerInfo] = field(default_factory=list)
+    services: list[dict[str, Any]] = field(default_factory=list)
+    queue_config: dict[str, QueueConfig] = field(default_factory=dict)
+
+
+def _record(row: asyncpg.Record) -> AlertRecord:
+    data = dict(row)
+    data["details"] = data.get("details") or {}
+    return AlertRecord(**data)
+
+
+async def try_lock(conn: Conn) -> datetime | None:
+    """Take the evaluator's transaction-scoped lock; the database's ``now()`` if taken.
+
+    Must run inside a transaction: the lock is released when it ends.
+    """
+    row = await conn.fetchrow(sql("alerts_try_lock"), ALERT_LOCK_ID)
+    assert row is not None  # a SELECT without FROM always returns a row
+    return row["now"] if row["locked"] else None
+
+
+async def read_snapshot(conn: Conn, now: datetime, failure_window_s: float) -> QueueSnapshot:
+    """Read the queue, workers, services and recent outcomes for the rules."""
+    queues = [QueueReading(**dict(r)) for r in await conn.fetch(sql("alert_queue_by_type"))]
+    outcomes = [
+        OutcomeReading(**dict(r))
+        for r in await conn.fetch(sql("alert_outcomes_by_type"), failure_window_s)
+    ]
+    workers = [WorkerInfo(**dict(r)) for r in await conn.fetch(sql("list_workers"))]
+    services = [dict(r) for r in await conn.fetch(sql("list_service_health"))]
+    config = {
+        r["job_type"]: QueueConfig(**dict(r)) for r in await conn.fetch(sql("list_queue_config"))
+    }
+    return QueueSnapshot(now, queues, outcomes, workers, services, config)
+
+
+async def alerts_for_update(conn: Conn, keys: Sequence[str]) -> dict[str, AlertRecord]:
+    """Every firing alert plus the stored state of ``keys``, by key."""
+    rows = await conn.fetch(sql("alerts_for_update"), list(keys))
+    return {r["key"]: _record(r) for r in rows}
+
+
+async def write_alerts(conn: Conn, records: Sequence[AlertRecord]) -> None:
+    """Store the evaluator's decisions."""
+    if not records:
+        return
+    await conn.executemany(
+        sql("upsert_alert"),
+        [
+            (
+                r.key,
+                r.rule,
+                r.state,
+                r.summary,
+                r.details,
+                r.first_seen,
+                r.last_seen,
+                r.last_sent_at,
+                r.resolved_at,
+                r.send_count,
+            )
+            for r in records
+        ],
+    )
+
+
+async def prune_resolved(conn: Conn, older_than_s: float) -> None:
+    """Forget alerts resolved longer ago than ``older_than_s`` (worker ids come and go)."""
+    await conn.execute(sql("prune_resolved_alerts"), older_than_s)
+
+
+async def list_alerts(
+    store: Store, firing_only: bool = False, limit: int = 50
+) -> list[AlertRecord]:
+    """Firing alerts, newest first, then (unless ``firing_only``) the latest resolutions."""
+    rows = await store.pool.fetch(sql("list_alerts"), firing_only, max(1, limit))
+    return [_record(r) for r in rows]
+
+
+async def count_firing(store: Store) -> dict[str, int]:
+    """Firing alerts per rule."""
+    return {r["rule"]: r["n"] for r in await store.pool.fetch(sql("count_firing_alerts"))}
+
+
+async def read_queue(store: Store) -> list[QueueReading]:
+    """Per job type: ready and queued jobs and the longest wait (for the metrics endpoint)."""
+    return [QueueReading(**dict(r)) for r in await store.pool.fetch(sql("alert_queue_by_type"))]

@@ -1,0 +1,270 @@
+"""Running one job: call its service, verify the video, and record success or failure.
+
+Nothing a service does can crash the worker: every exception becomes a
+categorised error on the job, and a database error while recording it is
+retried until it lands or the lease runs out (then lease recovery requeues it).
+"""
+
+from __future__ import annotations
+
+import asyncio
+import functools
+import logging
+import time
+import uuid
+from collections.abc import Awaitable, Callable, Sequence
+from datetime import UTC, datetime
+from typing import TYPE_CHECKING, Any, TypeVar
+
+import httpx
+import pluggy
+
+from vq_core.db import DB_ERRORS
+from vq_core.errors import ServiceError, error_record
+from vq_core.models import ClaimedJob, ErrorCategory, JobStatus
+from vq_core.video_service import ProgressCallback, VideoService
+from vq_core.worker.retry_policy import default_category, retry_delay
+from vq_core.worker.verification import verify_video
+
+if TYPE_CHECKING:
+    from vq_core.worker.process import Worker
+
+log = logging.getLogger("vq.job")
+_DB_ERRORS = DB_ERRORS
+PROGRESS_MIN_INTERVAL = 0.5
+T = TypeVar("T")
+
+
+class JobRunner:
+    """Executes claimed jobs for a worker."""
+
+    def __init__(self, worker: Worker, pm: pluggy.PluginManager) -> None:
+        self.worker = worker
+        self.pm = pm
+        self.aborting: dict[uuid.UUID, str] = {}
+        # One client for every verification: connections and TLS set-up are reused.
+        self.http = httpx.AsyncClient(follow_redirects=True)
+        # When each job started and its type, for the completion event after the batch write.
+        self._started: dict[uuid.UUID, tuple[float, str]] = {}
+
+    # -- running ----------------------------------------------------------------------
+
+    async def execute(self, job: ClaimedJob) -> None:
+        """Run ``job`` to an outcome; never raises."""
+        worker = self.worker
+        service = worker.router.service_for(job.job_type)
+        self._started[job.id] = (time.monotonic(), job.job_type)
+        # One event for "claimed, now calling service X": observers run per event.
+        self.emit(
+            job.id,
+            "claimed",
+            self._details(job, wait_s=self._wait_s(job), service=service.name if service else None),
+        )
+        timer: asyncio.TimerHandle | None = None
+        try:
+            if service is None:
+                raise ServiceError(ErrorCategory.UNKNOWN, f"no service renders {job.job_type!r}")
+            timeout = worker.router.timeout_for(job.job_type, worker.settings.default_timeout)
+            # A timer handle, not asyncio.timeout(): the same effect at a fraction of the
+            # cost, and the timeout takes the abort path shared with cancels.
+            loop = asyncio.get_running_loop()
+            timer = loop.call_at(loop.time() + timeout, self.abort, job.id, "timeout")
+            result = await self._render_and_verify(service.name, job)
+        except asyncio.CancelledError:
+            if self.aborting.get(job.id) != "timeout":
+                self._started.pop(job.id, None)
+                await self._aborted(job)
+                return
+            del self.aborting[job.id]
+            await self._failure(job, service, TimeoutError(f"render timed out after {timeout:g}s"))
+            return
+        except Exception as exc:
+            await self._failure(job, service, exc)
+            return
+        finally:
+            if timer is not None:
+                timer.cancel()
+        # An abort asked for as the render returned came too late: the job completes.
+        self.aborting.pop(job.id, None)
+        worker.router.record_outcome(service.name, None)
+        worker.complete_later(job.id, result)
+
+    async def _failure(
+        self, job: ClaimedJob, service: VideoService | None, exc: BaseException
+    ) -> None:
+        self.aborting.pop(job.id, None)
+        started = self._started.pop(job.id, None)
+        duration = time.monotonic() - started[0] if started else None
+        if service is not None:
+            await self._note_service(service.name, exc)
+        await self._guard(functools.partial(self._failed, job, exc, duration))
+
+    async def _render_and_verify(self, service_name: str, job: ClaimedJob) -> dict[str, Any]:
+        service = self.worker.router.services[service_name]
+        result = await service.render(job, self._progress_callback(job))
+        if not isinstance(result, dict):
+            raise ServiceError(
+                ErrorCategory.BAD_RESPONSE,
+                f"service returned {type(result).__name__}, not a result object",
+                service=service_name,
+            )
+        video_url = result.get("video_url")
+        if video_url is not None:
+            await verify_video(str(video_url), self.http, self.worker.settings.verify_timeout)
+            self.emit(job.id, "verified", {"video_url": video_url, "job_type": job.job_type})
+        return result
+
+    def _progress_callback(self, job: ClaimedJob) -> ProgressCallback:
+        last: dict[str, Any] = {"at": 0.0, "stage": None}
+
+        async def progress(percent: float, stage: str) -> None:
+            # Throttle a chatty renderer, but never lose a new stage or the end.
+            now = time.monotonic()
+            same_stage = stage == last["stage"]
+            if same_stage and percent < 100 and now - last["at"] < PROGRESS_MIN_INTERVAL:
+                return
+            last.update(at=now, stage=stage)
+            try:
+                await self.worker.store.update_progress(self.worker.id, job.id, percent, stage)
+            except _DB_ERRORS as exc:
+                log.warning("job %s: progress not stored (%s)", job.id, exc)
+                return
+            self.emit(
+                job.id, "progress", {"percent": percent, "stage": stage, "job_type": job.job_type}
+            )
+
+        return progress
+
+    async def _note_service(self, service: str, exc: BaseException) -> None:
+        router = self.worker.router
+        if not router.record_outcome(service, default_category(exc)):
+            return
+        detail = (
+            f"circuit open after {router.breaker_threshold} failures in a row "
+            f"({type(exc).__name__}: {exc})"[:500]
+        )
+        log.warning("service %s: %s; its jobs wait in the queue", service, detail)
+        # Recorded like a failed health check, so the service_unhealthy alert and the
+        # admin page see it too; the next passing check closes the circuit.
+        types = sorted(t for t, s in router.routes().items() if s == service)
+        try:
+            await self.worker.store.record_service_health(service, False, detail, types)
+        except _DB_ERRORS as db_exc:
+            log.warning("could not record the open circuit of %s (%s)", service, db_exc)
+
+    # -- aborting ---------------------------------------------------------------------
+
+    def abort(self, job_id: uuid.UUID, reason: str) -> None:
+        """Stop a running job: ``cancel`` (an operator asked), ``timeout``, ``lease_lost``,
+        ``shutdown``."""
+        task = self.worker.tasks.get(job_id)
+        if task is None or task.done() or job_id in self.aborting:
+            return
+        self.aborting[job_id] = reason
+        task.cancel()
+
+    async def _aborted(self, job: ClaimedJob) -> None:
+        reason = self.aborting.pop(job.id, "shutdown")
+        if reason == "cancel":
+            done = await self._guard(
+                lambda: self.worker.store.mark_cancelled(self.worker.id, job.id)
+            )
+            if done:
+                self.emit(job.id, "cancelled", self._details(job))
+        elif reason == "lease_lost":
+            log.warning("job %s: lease lost to another worker; result discarded", job.id)
+        # "shutdown": the worker releases the job back to the queue itself.
+
+    # -- outcomes ----------------------------------------------------------------------
+
+    async def _failed(
+        self, job: ClaimedJob, exc: BaseException, duration: float | None = None
+    ) -> None:
+        category = default_category(exc)
+        refined = self.pm.hook.vq_categorise_error(exc=exc, job=job, category=category)
+        if refined is not None:
+            category = ErrorCategory(refined)
+        attempt = job.retry_count + 1
+        will_retry = category.retryable and job.retry_count < job.max_retries
+        delay: float | None = None
+        if will_retry:
+            s = self.worker.settings
+            default = retry_delay(exc, attempt, s.retry_base_delay, s.retry_max_delay)
+            chosen = self.pm.hook.vq_retry_delay(
+                exc=exc, job=job, category=category, attempt=attempt, default=default
+            )
+            delay = default if chosen is None else max(0.0, float(chosen))
+        record = error_record(exc, category, attempt, category.retryable)
+        record["will_retry"] = will_retry
+        status = await self.worker.store.fail(self.worker.id, job.id, record, delay)
+        if status is None:
+            return
+        details = self._details(
+            job, category=category.value, error=record["message"], attempt=attempt
+        )
+        if duration is not None:
+            details["duration_s"] = round(duration, 6)
+        if status is JobStatus.QUEUED and delay is not None:
+            details["retry_in_s"] = round(delay, 3)
+            self.emit(job.id, "retry_scheduled", details)
+            asyncio.get_running_loop().call_later(delay, self.worker.wake)
+        else:
+            self.emit(job.id, "failed", details)
+
+    def completed(
+        self, batch: Sequence[tuple[uuid.UUID, dict[str, Any]]], done: set[uuid.UUID]
+    ) -> None:
+        """Report the outcome of a batch completion write."""
+        for job_id, result in batch:
+            started = self._started.pop(job_id, None)
+            if job_id not in done:
+                log.warning("job %s finished but its lease was lost; not recorded", job_id)
+                continue
+            details: dict[str, Any] = {"result": result}
+            if started is not None:
+                details["duration_s"] = round(time.monotonic() - started[0], 6)
+                details["job_type"] = started[1]
+            self.emit(job_id, "completed", details)
+
+    async def _guard(self, action: Callable[[], Awaitable[T]]) -> T | None:
+        """Retry a database write until it lands or the lease is surely gone."""
+        deadline = time.monotonic() + self.worker.settings.lease_seconds
+        backoff = 0.05
+        while True:
+            try:
+                return await action()
+            except _DB_ERRORS as exc:
+                if time.monotonic() > deadline:
+                    log.error("giving up a write after %s; lease recovery will requeue", exc)
+                    return None
+                log.warning("database write failed (%s); retrying", exc)
+                await asyncio.sleep(backoff)  # back off from a failing database
+                backoff = min(backoff * 2, 2.0)
+
+    # -- observing --------------------------------------------------------------------
+
+    def emit(self, job_id: uuid.UUID, event: str, details: dict[str, Any]) -> None:
+        """Tell observers (metrics, logs, plugins); an observer's error is logged, not raised."""
+        details.setdefault("worker_id", self.worker.id)
+        try:
+            self.pm.hook.vq_job_event(job_id=job_id, event=event, details=details)
+        except Exception:
+            log.exception("a vq_job_event observer failed on %s of job %s", event, job_id)
+
+    def _details(self, job: ClaimedJob, **extra: Any) -> dict[str, Any]:
+        details: dict[str, Any] = {"job_type": job.job_type, "attempt": job.retry_count + 1}
+        details.update(extra)
+        return details
+
+    @staticmethod
+    def _wait_s(job: ClaimedJob) -> float:
+        return max(0.0, (datetime.now(UTC) - job.created_at).total_seconds())
+
+    async def close_services(self) -> None:
+        """Close every service's connections and the verification client."""
+        await self.http.aclose()
+        for service in self.worker.router.services.values():
+            try:
+                await service.aclose()
+            except Exception:
+                log.exception("closing service %s failed", service.name)

@@ -1,0 +1,237 @@
+"""The REST API under ``/api/v1``: submit, list, inspect, cancel and retry jobs; stats,
+health, readiness and Prometheus metrics. docs/api.md is the reference.
+
+Routes call the same store methods as the CLI. Reads need a viewer, actions an
+operator (see ``vq_ui.auth.access``); ``/healthz`` and ``/readyz`` are open for load balancers.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import json
+import uuid
+from datetime import UTC
+from typing import Annotated, Any, Literal
+
+import asyncpg
+from fastapi import APIRouter, Body, Depends, Header, HTTPException, Query, Request, Response
+from fastapi.responses import JSONResponse
+
+from vq_core.db import migrations
+from vq_core.errors import InvalidInput
+from vq_core.models import JobFilter, JobStatus, NewJob, Priority
+from vq_core.store import Store
+from vq_core.validation import JobRequest, PriorityName
+from vq_ui.api.metrics import render_metrics
+from vq_ui.auth.access import User, auth_state, current_user, require
+
+MAX_BATCH = 1000
+SortKey = Literal["created_at", "-created_at", "updated_at", "-updated_at", "priority", "-priority"]
+NoNul = r"^[^\x00]*$"
+
+router = APIRouter(prefix="/api/v1")
+Reader = Annotated[User, Depends(require("read"))]
+Actor = Annotated[User, Depends(require("act"))]
+
+
+def get_store(request: Request) -> Store:
+    """The app's store (set by ``create_app``)."""
+    store: Store = request.app.state.vq_store
+    return store
+
+
+StoreDep = Annotated[Store, Depends(get_store)]
+_ERRORS: dict[int | str, dict[str, Any]] = {
+    401: {"description": "No valid token or session"},
+    403: {"description": "The role may not do this"},
+}
+
+
+# -- submitting ---------------------------------------------------------------------
+
+
+def _to_new_job(req: JobRequest, field: str) -> NewJob:
+    """Checks pydantic cannot express, with the field named; then the store's form."""
+    try:
+        text = json.dumps(req.payload, allow_nan=False)
+    except ValueError:
+        raise InvalidInput(f"{field}payload: NaN and Infinity are not JSON") from None
+    if "\\u0000" in text:
+        raise InvalidInput(f"{field}payload: text may not contain NUL characters")
+    if req.idempotency_key is not None and "\x00" in req.idempotency_key:
+        raise InvalidInput(f"{field}idempotency_key: may not contain NUL characters")
+    if req.run_at is not None:
+        try:
+            req.run_at.astimezone(UTC)
+        except OverflowError:
+            raise InvalidInput(f"{field}run_at: out of range") from None
+    return req.to_new_job()
+
+
+def _with_header_key(job: NewJob, key: str | None, suffix: str) -> NewJob:
+    if key is None or job.idempotency_key is not None:
+        return job
+    return NewJob(
+        job.job_type, job.payload, job.priority, job.run_at, job.max_retries, key + suffix
+    )
+
+
+@router.post(
+    "/jobs",
+    status_code=201,
+    responses={200: {"description": "Every job existed already (idempotent replay)"}, **_ERRORS},
+)
+async def submit_jobs(
+    store: StoreDep,
+    user: Actor,
+    response: Response,
+    body: Annotated[JobRequest | list[JobRequest], Body()],
+    idempotency_key: Annotated[
+        str | None, Header(min_length=1, max_length=180, pattern=NoNul)
+    ] = None,
+) -> dict[str, Any]:
+    """Submit one job (an object) or several (a list). With ``Idempotency-Key``, a
+    repeated request returns the jobs it created the first time (200 instead of 201);
+    for a list, item ``i`` uses the key ``KEY#i``."""
+    if isinstance(body, list):
+        if not 1 <= len(body) <= MAX_BATCH:
+            raise InvalidInput(f"body: send between 1 and {MAX_BATCH} jobs")
+        jobs = [
+            _with_header_key(_to_new_job(r, f"{i}."), idempotency_key, f"#{i}")
+            for i, r in enumerate(body)
+        ]
+    else:
+        if idempotency_key and body.idempotency_key not in (None, idempotency_key):
+            raise InvalidInput("Idempotency-Key: differs from the body's idempotency_key")
+        jobs = [_with_header_key(_to_new_job(body, ""), idempotency_key, "")]
+    answers = await store.enqueue_many(jobs)
+    if not any(a.created for a in answers):
+        response.status_code = 200
+    items = [{"id": str(a.id), "created": a.created} for a in answers]
+    if isinstance(body, list):
+        return {"jobs": items}
+    response.headers["Location"] = f"/api/v1/jobs/{answers[0].id}"
+    return items[0]
+
+
+# -- reading ------------------------------------------------------------------------
+
+
+@router.get("/jobs", responses=_ERRORS)
+async def list_jobs(
+    store: StoreDep,
+    user: Reader,
+    status: JobStatus | None = None,
+    type: Annotated[str | None, Query(max_length=64, pattern=NoNul)] = None,
+    priority: PriorityName | None = None,
+    q: Annotated[str | None, Query(max_length=200, pattern=NoNul)] = None,
+    sort: SortKey = "-created_at",
+    cursor: Annotated[str | None, Query(max_length=1000)] = None,
+    limit: Annotated[int, Query(ge=1, le=500)] = 50,
+) -> dict[str, Any]:
+    """One page of jobs, newest first by default; pass ``next_cursor`` back as ``cursor``
+    for the next page (``null`` at the end). ``q`` matches the id, type, question or topic."""
+    filters = JobFilter(
+        status=status,
+        job_type=type,
+        priority=Priority.parse(priority) if priority else None,
+        text=q,
+    )
+    try:
+        page = await store.list_jobs(filters, sort=sort, cursor=cursor, limit=limit)
+    except asyncpg.DataError:
+        # The cursor decoded but its value does not fit this sort (another sort's cursor).
+        raise InvalidInput("cursor: not a cursor of this sort order") from None
+    return {"jobs": [j.to_dict() for j in page.jobs], "next_cursor": page.next_cursor}
+
+
+@router.get("/jobs/{job_id}", responses={404: {"description": "No such job"}, **_ERRORS})
+async def get_job(job_id: uuid.UUID, store: StoreDep, user: Reader) -> dict[str, Any]:
+    """A job with its event history (oldest first)."""
+    job = await store.get_job(job_id)
+    events = await store.get_events(job_id)
+    return {**job.to_dict(), "events": [e.to_dict() for e in events]}
+
+
+# -- acting -------------------------------------------------------------------------
+
+_ACTION_ERRORS: dict[int | str, dict[str, Any]] = {
+    404: {"description": "No such job"},
+    409: {"description": "The job's status does not allow this"},
+    **_ERRORS,
+}
+
+
+@router.post("/jobs/{job_id}/cancel", responses=_ACTION_ERRORS)
+async def cancel_job(job_id: uuid.UUID, store: StoreDep, user: Actor) -> dict[str, Any]:
+    """Cancel a queued job at once, or ask the worker of a running job to stop it."""
+    return (await store.cancel(job_id, by=user.label)).to_dict()
+
+
+@router.post("/jobs/{job_id}/retry", responses=_ACTION_ERRORS)
+async def retry_job(job_id: uuid.UUID, store: StoreDep, user: Actor) -> dict[str, Any]:
+    """Send a failed or cancelled job back to the queue with a fresh set of retries."""
+    return (await store.retry(job_id, by=user.label)).to_dict()
+
+
+# -- the queue as a whole -----------------------------------------------------------
+
+
+@router.get("/stats", responses=_ERRORS)
+async def stats(store: StoreDep, user: Reader) -> dict[str, Any]:
+    """Counts by status, type and priority; depth; oldest queued age; throughput and
+    success rate per window; processing time (avg, p50, p95, p99)."""
+    return await store.stats()
+
+
+@router.get("/workers", responses=_ERRORS)
+async def workers(store: StoreDep, user: Reader) -> dict[str, Any]:
+    """Known workers, each with whether its heartbeat is stale."""
+    return {"workers": [w.to_dict() for w in await store.list_workers()]}
+
+
+@router.get("/services", responses=_ERRORS)
+async def services(store: StoreDep, user: Reader) -> dict[str, Any]:
+    """The latest health check of every video service."""
+    rows = await store.list_service_health()
+    return {
+        "services": [
+            {k: v.isoformat() if hasattr(v, "isoformat") else v for k, v in row.items()}
+            for row in rows
+        ]
+    }
+
+
+@router.get("/healthz")
+async def healthz() -> dict[str, str]:
+    """The process is up (no database access, no auth)."""
+    return {"status": "ok"}
+
+
+@router.get("/readyz", responses={503: {"description": "Not ready; `reason` says why"}})
+async def readyz(store: StoreDep) -> JSONResponse:
+    """Ready to serve: the database answers and no migration is pending (no auth)."""
+    try:
+        async with asyncio.timeout(5):
+            async with store.pool.acquire() as conn:
+                pending = await migrations.pending_migrations(conn)
+    except (OSError, TimeoutError, asyncpg.PostgresError, asyncpg.InterfaceError) as exc:
+        reason = f"database unreachable: {type(exc).__name__}: {exc}"
+        return JSONResponse({"status": "not ready", "reason": reason}, status_code=503)
+    if pending:
+        names = ", ".join(f"{m.version:04d}_{m.name}" for m in pending)
+        return JSONResponse(
+            {"status": "not ready", "reason": f"pending migrations: {names}"}, status_code=503
+        )
+    return JSONResponse({"status": "ready"})
+
+
+@router.get("/metrics", response_class=Response, responses=_ERRORS)
+async def metrics(request: Request, store: StoreDep) -> Response:
+    """Prometheus text format. Needs a viewer unless ``metrics_public`` is set."""
+    if not auth_state(request).config.metrics_public:
+        user = await current_user(request)
+        if user is None:
+            raise HTTPException(401, "authentication required", {"WWW-Authenticate": "Bearer"})
+    body = await render_metrics(store)
+    return Response(body, media_type="text/plain; version=0.0.4; charset=utf-8")

@@ -1,0 +1,331 @@
+"""Users, API tokens, login failures and shared secrets: the store-level functions behind
+the login page, the API's auth and the ``vq users`` / ``vq tokens`` commands.
+
+Passwords are hashed with argon2id; API tokens are long random strings, so they are
+stored as their sha256 (nothing to brute-force) and shown in plain text only once.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import hashlib
+import hmac
+import re
+import secrets
+from dataclasses import dataclass
+from datetime import datetime
+from functools import cache
+from typing import Any
+
+import asyncpg
+from argon2 import PasswordHasher
+from argon2.exceptions import InvalidHashError, VerificationError
+
+from vq_core.db.queries import sql
+from vq_core.errors import InvalidInput
+from vq_core.store import Store
+from vq_ui.auth.roles import Role, User
+
+USERNAME = re.compile(r"^[A-Za-z0-9_.@-]{1,64}$")
+TOKEN_NAME = re.compile(r"^[A-Za-z0-9_.@:-]{1,64}$")
+MIN_PASSWORD = 8
+MAX_PASSWORD = 1024
+TOKEN_PREFIX = "vq_"
+
+# argon2-cffi's defaults: argon2id, RFC 9106's low-memory profile.
+_hasher = PasswordHasher()
+
+
+class AlreadyExists(InvalidInput):
+    """A user or live token with this name exists already."""
+
+
+class UnknownName(LookupError):
+    """No user or token has this name."""
+
+
+@dataclass(frozen=True)
+class UserInfo:
+    """A row of ``vq.users`` without its password hash."""
+
+    id: int
+    username: str
+    role: Role
+    created_at: datetime
+    disabled: bool
+
+    def to_dict(self) -> dict[str, Any]:
+        """A JSON-ready view."""
+        return {
+            "id": self.id,
+            "username": self.username,
+            "role": self.role.value,
+            "created_at": self.created_at.isoformat(),
+            "disabled": self.disabled,
+        }
+
+
+@dataclass(frozen=True)
+class TokenInfo:
+    """A row of ``vq.api_tokens`` without its hash."""
+
+    id: int
+    name: str
+    role: Role
+    created_at: datetime
+    last_used_at: datetime | None
+    revoked: bool
+
+    def to_dict(self) -> dict[str, Any]:
+        """A JSON-ready view."""
+        return {
+            "id": self.id,
+            "name": self.name,
+            "role": self.role.value,
+            "created_at": self.created_at.isoformat(),
+            "last_used_at": self.last_used_at.isoformat() if self.last_used_at else None,
+            "revoked": self.revoked,
+        }
+
+
+@dataclass(frozen=True)
+class NewToken:
+    """A token just created: ``token`` is its only appearance in plain text."""
+
+    info: TokenInfo
+    token: str
+
+
+def _user_info(row: asyncpg.Record) -> UserInfo:
+    data = dict(row)
+    data["role"] = Role(data["role"])
+    return UserInfo(**data)
+
+
+def _token_info(row: asyncpg.Record) -> TokenInfo:
+    data = dict(row)
+    data["role"] = Role(data["role"])
+    return TokenInfo(**data)
+
+
+def parse_role(value: str | Role) -> Role:
+    """A role from its name; ``InvalidInput`` names the field otherwise."""
+    try:
+        return Role(str(value).strip().lower())
+    except ValueError:
+        raise InvalidInput(f"role: use one of {', '.join(r.value for r in Role)}") from None
+
+
+def _check_username(username: str) -> str:
+    if not USERNAME.match(username):
+        raise InvalidInput("username: 1-64 letters, digits or . _ @ -")
+    return username
+
+
+def _check_password(password: str) -> str:
+    if not MIN_PASSWORD <= len(password) <= MAX_PASSWORD:
+        raise InvalidInput(f"password: must be {MIN_PASSWORD} to {MAX_PASSWORD} characters")
+    return password
+
+
+def generate_password() -> str:
+    """A random password for a new account (about 120 bits)."""
+    return secrets.token_urlsafe(15)
+
+
+def hash_password(password: str) -> str:
+    """The argon2id hash of a password, in PHC string form."""
+    return _hasher.hash(password)
+
+
+def hash_token(token: str) -> str:
+    """The stored form of an API token."""
+    return hashlib.sha256(token.encode()).hexdigest()
+
+
+def session_fingerprint(password_hash: str) -> str:
+    """A short tag of the current password hash, carried in session cookies so that a
+    password change signs every existing session out."""
+    return hashlib.sha256(password_hash.encode()).hexdigest()[:16]
+
+
+@cache
+def _dummy_hash() -> str:
+    return _hasher.hash(secrets.token_urlsafe(16))
+
+
+def _verify_hash(password_hash: str, password: str) -> bool:
+    try:
+        return _hasher.verify(password_hash, password)
+    except (VerificationError, InvalidHashError):
+        return False
+
+
+# -- users -----------------------------------------------------------------------
+
+
+async def create_user(store: Store, username: str, password: str, role: str | Role) -> UserInfo:
+    """Add a user; ``AlreadyExists`` if the name is taken, ``InvalidInput`` for bad fields."""
+    _check_username(username)
+    parsed = parse_role(role)
+    hashed = await asyncio.to_thread(hash_password, _check_password(password))
+    row = await store.pool.fetchrow(sql("create_user"), username, hashed, parsed.value)
+    if row is None:
+        raise AlreadyExists(f"username: a user named {username!r} exists already")
+    return _user_info(row)
+
+
+async def update_user(
+    store: Store,
+    username: str,
+    *,
+    password: str | None = None,
+    role: str | Role | None = None,
+    disabled: bool | None = None,
+) -> UserInfo:
+    """Change a user's password, role or disabled flag; ``UnknownName`` if there is none.
+
+    A new password or disabling the account ends the user's sessions at once.
+    """
+    parsed = parse_role(role).value if role is not None else None
+    hashed = None
+    if password is not None:
+        hashed = await asyncio.to_thread(hash_password, _check_password(password))
+    row = await store.pool.fetchrow(sql("update_user"), username, hashed, parsed, disabled)
+    if row is None:
+        raise UnknownName(f"no user named {username!r}")
+    return _user_info(row)
+
+
+async def set_password(store: Store, username: str, password: str) -> UserInfo:
+    """Give a user a new password (which signs out their sessions)."""
+    return await update_user(store, username, password=password)
+
+
+async def list_users(store: Store) -> list[UserInfo]:
+    """Every user, by name."""
+    return [_user_info(r) for r in await store.pool.fetch(sql("list_users"))]
+
+
+async def verify_password(store: Store, username: str, password: str) -> User | None:
+    """The user if the password is right and the account enabled, else ``None``.
+
+    An unknown name costs as much as a wrong password, so timing does not reveal
+    which usernames exist.
+    """
+    row = await store.pool.fetchrow(sql("get_user_for_login"), username)
+    stored = row["password_hash"] if row is not None else _dummy_hash()
+    ok = await asyncio.to_thread(_verify_hash, stored, password[:MAX_PASSWORD])
+    if row is None or not ok or row["disabled"]:
+        return None
+    if _hasher.check_needs_rehash(stored):
+        await update_user(store, username, password=password)
+    return User(row["username"], Role(row["role"]), "session")
+
+
+async def session_user(store: Store, username: str, fingerprint: str) -> User | None:
+    """The user a session cookie names, if the account is still enabled and its password
+    unchanged since the cookie was issued."""
+    row = await store.pool.fetchrow(sql("get_user_for_login"), username)
+    if row is None or row["disabled"]:
+        return None
+    if not hmac.compare_digest(session_fingerprint(row["password_hash"]), fingerprint):
+        return None
+    return User(row["username"], Role(row["role"]), "session")
+
+
+async def fingerprint_of(store: Store, username: str) -> str:
+    """The session fingerprint of a user's current password."""
+    row = await store.pool.fetchrow(sql("get_user_for_login"), username)
+    if row is None:
+        raise UnknownName(f"no user named {username!r}")
+    return session_fingerprint(row["password_hash"])
+
+
+async def ensure_first_admin(store: Store, username: str = "admin") -> str | None:
+    """On an empty users table, create an admin with a random password and return the
+    password (the caller prints it once); ``None`` when any user exists already.
+
+    Safe when several instances start at once: only one insert can succeed.
+    """
+    if await store.pool.fetchval(sql("any_user")):
+        return None
+    password = generate_password()
+    hashed = await asyncio.to_thread(hash_password, password)
+    created = await store.pool.fetchval(sql("create_first_admin"), username, hashed)
+    return password if created is not None else None
+
+
+# -- API tokens --------------------------------------------------------------------
+
+
+async def create_token(store: Store, name: str, role: str | Role) -> NewToken:
+    """Create an API token; its plain text is in the answer and nowhere else."""
+    if not TOKEN_NAME.match(name):
+        raise InvalidInput("name: 1-64 letters, digits or . _ @ : -")
+    parsed = parse_role(role)
+    token = TOKEN_PREFIX + secrets.token_urlsafe(32)
+    row = await store.pool.fetchrow(sql("create_token"), name, hash_token(token), parsed.value)
+    if row is None:
+        raise AlreadyExists(f"name: a live token named {name!r} exists already")
+    return NewToken(_token_info(row), token)
+
+
+async def list_tokens(store: Store) -> list[TokenInfo]:
+    """Every token, revoked ones included."""
+    return [_token_info(r) for r in await store.pool.fetch(sql("list_tokens"))]
+
+
+async def revoke_token(store: Store, id_or_name: int | str) -> TokenInfo:
+    """Revoke a live token by id or name; ``UnknownName`` if none matches."""
+    token_id = int(id_or_name) if str(id_or_name).isdigit() else None
+    name = None if token_id is not None else str(id_or_name)
+    row = await store.pool.fetchrow(sql("revoke_token"), token_id, name)
+    if row is None:
+        raise UnknownName(f"no live token {id_or_name!r}")
+    return _token_info(row)
+
+
+async def verify_token(store: Store, token: str) -> User | None:
+    """The token's identity if it is live, else ``None``; records when it was last used."""
+    if not token.startswith(TOKEN_PREFIX) or len(token) > 200:
+        return None
+    row = await store.pool.fetchrow(sql("get_token_by_hash"), hash_token(token))
+    if row is None:
+        return None
+    await store.pool.execute(sql("touch_token"), row["id"])
+    return User(row["name"], Role(row["role"]), "token")
+
+
+# -- login rate limiting and shared secrets -----------------------------------------
+
+
+async def login_blocked_for(
+    store: Store, username: str, ip: str, max_failures: int, window_s: float
+) -> float:
+    """Seconds until this username may try again from this address (0: it may now)."""
+    row = await store.pool.fetchrow(sql("count_login_failures"), username, ip, window_s)
+    assert row is not None  # an aggregate without GROUP BY always returns a row
+    if row["n"] < max_failures:
+        return 0.0
+    return max(1.0, window_s - float(row["oldest_age_s"]))
+
+
+async def record_login_failure(store: Store, username: str, ip: str, window_s: float) -> None:
+    """Remember a failed login (and forget those older than the window)."""
+    await store.pool.execute(sql("record_login_failure"), username, ip, window_s)
+
+
+async def clear_login_failures(store: Store, username: str, ip: str) -> None:
+    """Forget a username's failures from an address after it signed in."""
+    await store.pool.execute(sql("clear_login_failures"), username, ip)
+
+
+async def shared_secret(store: Store, name: str) -> str:
+    """A secret shared by every app instance, created by whichever asks first."""
+    for _ in range(3):
+        value = await store.pool.fetchval(sql("ensure_app_secret"), name, secrets.token_urlsafe(48))
+        if value is not None:
+            return str(value)
+        # A concurrent first start inserted it after our snapshot: read it again.
+    raise RuntimeError(f"could not read or create the app secret {name!r}")
