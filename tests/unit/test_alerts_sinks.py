@@ -14,11 +14,10 @@ import httpx
 import pytest
 from support.alert_receivers import SmtpReceiver, http_receiver
 
-from vq_core.alerts.engine import alert_payload, alert_text, collect_sinks
+from vq_core.alerts.engine import alert_payload, alert_text
 from vq_core.alerts.model import Alert
-from vq_core.config import ConfigError, Settings
+from vq_core.config import ConfigError
 from vq_core.logs import JsonFormatter
-from vq_core.plugins import make_plugin_manager
 from vq_plugins.alert_sinks import alert_email, alert_webhook
 from vq_plugins.alert_sinks.alert_log import LogSink
 
@@ -144,22 +143,3 @@ async def test_log_sink_carries_the_alert_in_json_logs(caplog: pytest.LogCapture
     assert line["message"].startswith("[vq] FIRING")
 
 
-def test_only_configured_sinks_are_built(settings: Settings) -> None:
-    plugins = (
-        "vq_plugins.alert_sinks.alert_log",
-        "vq_plugins.alert_sinks.alert_webhook",
-        "vq_plugins.alert_sinks.alert_email",
-    )
-    bare = make_plugin_manager(settings, plugins, load_entrypoints=False)
-    assert [s.name for s in collect_sinks(bare, settings)] == ["log"]
-    configured = settings.model_copy(
-        update={"plugin_config": {"webhook": {"url": "http://127.0.0.1:9/hook"}}}
-    )
-    pm = make_plugin_manager(configured, plugins, load_entrypoints=False)
-    assert sorted(s.name for s in collect_sinks(pm, configured)) == ["log", "webhook"]
-
-
-def test_entry_points_register_the_built_in_plugins(settings: Settings) -> None:
-    pm = make_plugin_manager(settings)
-    for name in ("alert_log", "alert_webhook", "alert_email", "metrics", "job_log"):
-        assert pm.get_plugin(name) is not None, name
