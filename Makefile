@@ -7,7 +7,7 @@ BIN := $(VENV)/bin
 STAMP := $(VENV)/.installed
 PYTEST_WORKERS ?= 2
 
-.PHONY: run test lint unit browser contract e2e load bench clean
+.PHONY: run test lint unit integration e2e browser contract load bench clean
 
 $(STAMP): pyproject.toml
 	@test -x $(BIN)/python || $(PYTHON) -m venv $(VENV)
@@ -31,11 +31,18 @@ lint: $(STAMP)
 	$(BIN)/mypy
 	$(BIN)/lint-imports
 
+# The tests by what they cost: no database, real PostgreSQL, processes and a browser.
 unit: $(STAMP)
-	$(BIN)/python -m pytest -n $(PYTEST_WORKERS) tests -m "not browser and not e2e"
+	$(BIN)/python -m pytest -n $(PYTEST_WORKERS) tests/unit
+
+integration: $(STAMP)
+	$(BIN)/python -m pytest -n $(PYTEST_WORKERS) tests/integration
+
+e2e: $(STAMP) chromium
+	$(BIN)/python -m pytest -n $(PYTEST_WORKERS) tests/e2e
 
 browser: $(STAMP) chromium
-	$(BIN)/python -m pytest tests -m browser
+	$(BIN)/python -m pytest -n $(PYTEST_WORKERS) tests/e2e/browser
 
 contract: $(STAMP)
 	$(BIN)/python -m pytest contract_tests
