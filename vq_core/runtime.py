@@ -10,8 +10,6 @@ from collections.abc import AsyncIterator, Coroutine, Iterable
 from dataclasses import dataclass
 from typing import Any, TypeVar
 
-import asyncpg
-
 from vq_core import db
 from vq_core.config import ConfigError, Settings
 from vq_core.db import migrations
@@ -54,7 +52,7 @@ async def open_runtime(
             for m in applied:
                 log.info("applied migration %04d_%s", m.version, m.name)
         pool = await db.create_pool(dsn, settings.pool_min_size, settings.pool_max_size)
-    except (OSError, asyncpg.PostgresError) as exc:
+    except db.CONNECT_ERRORS as exc:
         raise DatabaseUnavailable(f"cannot use the database: {exc}") from None
     store = Store(pool, settings.default_max_retries)
     try:
@@ -65,8 +63,7 @@ async def open_runtime(
 
 async def require_migrated(runtime: Runtime) -> None:
     """Refuse to start a worker on a schema older than this code."""
-    async with runtime.store.pool.acquire() as conn:
-        pending = await migrations.pending_migrations(conn)
+    pending = await runtime.store.pending_migrations()
     if pending:
         names = ", ".join(f"{m.version:04d}_{m.name}" for m in pending)
         raise DatabaseUnavailable(f"database needs migrations ({names}); run `vq migrate`")

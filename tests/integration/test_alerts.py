@@ -18,8 +18,7 @@ from vq_core.config import Settings
 from vq_core.errors import ServiceError
 from vq_core.models import ErrorCategory, NewJob
 from vq_core.store import Store
-from vq_core.store import alerts as alert_store
-from vq_core.store.alerts import QueueSnapshot
+from vq_core.store.alerts import AlertRecord, QueueSnapshot
 from vq_plugins.alert_sinks.alert_webhook import WebhookSink
 
 
@@ -67,7 +66,7 @@ async def test_depth_fires_once_repeats_after_cooldown_resolves_when_it_falls(
     assert receiver.posts[2]["text"].startswith("[vq] RESOLVED queue_depth:doubt")
     assert await short.tick() == [] and len(receiver.posts) == 3
 
-    (row,) = await alert_store.list_alerts(store)
+    (row,) = await store.list_alerts()
     assert row.state == "resolved" and row.resolved_at is not None and row.send_count == 3
 
 
@@ -259,7 +258,7 @@ async def test_a_crashing_rule_keeps_its_alerts_unchanged(settings: Settings) ->
     snap = QueueSnapshot(now=datetime.now(UTC))
     findings, crashed = evaluate(snap, settings.alerts, {"queue_depth": broken})
     assert findings == [] and crashed == {"queue_depth"}
-    firing = alert_store.AlertRecord(
+    firing = AlertRecord(
         "queue_depth:x", "queue_depth", "firing", "s", {}, snap.now, snap.now, snap.now
     )
     writes, send = decide({firing.key: firing}, [], snap.now, 60, crashed)
@@ -272,7 +271,7 @@ async def test_disabled_engine_does_nothing(store: Store, settings: Settings) ->
     engine = AlertEngine(store, with_alerts(settings, enabled=False, queue_depth=0), [])
     await store.enqueue(NewJob("doubt"))
     assert await engine.tick() == []
-    assert await alert_store.list_alerts(store) == []
+    assert await store.list_alerts() == []
 
 
 async def test_list_alerts_puts_firing_first(store: Store, settings: Settings) -> None:
@@ -282,12 +281,10 @@ async def test_list_alerts_puts_firing_first(store: Store, settings: Settings) -
     await engine.tick()
     await store.cancel(a.id)
     await engine.tick()
-    rows = await alert_store.list_alerts(store)
+    rows = await store.list_alerts()
     assert [(r.key, r.state) for r in rows] == [
         ("queue_depth:b-type", "firing"),
         ("queue_depth:a-type", "resolved"),
     ]
-    assert [r.key for r in await alert_store.list_alerts(store, firing_only=True)] == [
-        "queue_depth:b-type"
-    ]
+    assert [r.key for r in await store.list_alerts(firing_only=True)] == ["queue_depth:b-type"]
     assert rows[0].to_dict()["first_seen"].endswith("+00:00")

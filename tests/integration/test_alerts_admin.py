@@ -8,7 +8,6 @@ from vq_core.alerts.engine import AlertEngine
 from vq_core.config import Settings
 from vq_core.models import NewJob
 from vq_core.store import Store
-from vq_core.store import alerts as alert_store
 from vq_ui.admin.alerts import alert_row, headline
 
 
@@ -22,7 +21,7 @@ async def test_rows_show_firing_then_resolved(store: Store, settings: Settings) 
     await engine.tick()
     await store.cancel(gone.id)
     await engine.tick()
-    alerts = await alert_store.list_alerts(store)
+    alerts = await store.list_alerts()
     now = datetime.now(UTC)
     rows = [alert_row(a, now) for a in alerts]
     assert [(r["key"], r["state"], r["state_color"]) for r in rows] == [

@@ -18,7 +18,6 @@ from vq_core.errors import ServiceError
 from vq_core.models import ClaimedJob, ErrorCategory, JobStatus, NewJob
 from vq_core.plugins import PluginManager, make_plugin_manager
 from vq_core.store import Store
-from vq_core.store import alerts as alert_store
 from vq_core.video_service import ProgressCallback
 from vq_core.worker.process import Worker
 from vq_plugins.alert_sinks.alert_webhook import WebhookSink
@@ -193,7 +192,7 @@ async def test_several_workers_send_each_alert_once(
 
 
 async def _seen_for(store: Store, key: str, seconds: float) -> bool:
-    for row in await alert_store.list_alerts(store):
+    for row in await store.list_alerts():
         if row.key == key:
             return (row.last_seen - row.first_seen).total_seconds() >= seconds
     return False

@@ -321,3 +321,9 @@ def test_auth_state_needs_install() -> None:
     request = Request({"type": "http", "app": FastAPI(), "headers": [], "method": "GET"})
     with pytest.raises(RuntimeError, match="install"):
         auth_state(request)
+
+
+@pytest.mark.parametrize("id_or_name", ["²", "99999999999999999999999", "0"])
+async def test_revoking_an_impossible_token_id_names_it(store: Store, id_or_name: str) -> None:
+    with pytest.raises(users.UnknownName, match="no live token"):
+        await users.revoke_token(store, id_or_name)

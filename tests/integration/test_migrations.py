@@ -7,7 +7,7 @@ import json
 
 from vq_core import db
 from vq_core.db import migrations
-from vq_core.db.queries import parse_queries, queries, sql
+from vq_core.db.queries import merge_query_files, parse_queries, queries, sql
 from vq_core.models import NewJob
 from vq_core.store import Store
 
@@ -83,6 +83,21 @@ def test_parse_queries_rejects_duplicates() -> None:
 
     with pytest.raises(ValueError, match="twice"):
         parse_queries("-- a --\nSELECT 1;\n-- a --\nSELECT 2;")
+
+
+def test_a_name_in_two_files_is_an_error_naming_both() -> None:
+    import pytest
+
+    files = {
+        "jobs.sql": "-- a --\nSELECT 1;",
+        "users.sql": "-- b --\nSELECT 2;\n-- a --\nSELECT 3;",
+    }
+    with pytest.raises(ValueError, match=r"'a' is defined in both jobs.sql and users.sql"):
+        merge_query_files(files)
+    assert merge_query_files({"x.sql": "-- a --\nSELECT 1;", "y.sql": "-- b --\nSELECT 2;"}) == {
+        "a": "SELECT 1",
+        "b": "SELECT 2",
+    }
 
 
 async def test_claim_uses_the_partial_index(dsn: str) -> None:

@@ -27,7 +27,6 @@ from vq_core.alerts.model import Alert, AlertSink
 from vq_core.alerts.rules import RULES, Finding, Rule
 from vq_core.config import AlertSettings, Settings
 from vq_core.store import Store
-from vq_core.store import alerts as alert_store
 from vq_core.store.alerts import FIRING, RESOLVED, AlertRecord, QueueSnapshot
 
 log = logging.getLogger("vq.alerts")
@@ -119,6 +118,21 @@ def _still_firing(
     return record, due
 
 
+def notification(record: AlertRecord) -> Alert:
+    """What the sinks receive for an alert's stored state."""
+    return Alert(
+        key=record.key,
+        rule=record.rule,
+        state=record.state,
+        summary=record.summary,
+        first_seen=record.first_seen,
+        last_seen=record.last_seen,
+        details=dict(record.details),
+        resolved_at=record.resolved_at,
+        send_count=record.send_count,
+    )
+
+
 class AlertEngine:
     """Evaluates the alert rules and delivers notifications to the sinks."""
 
@@ -132,17 +146,17 @@ class AlertEngine:
         cfg = self.settings.alerts
         if not cfg.enabled:
             return []
-        async with self.store.pool.acquire() as conn, conn.transaction():
-            now = await alert_store.try_lock(conn)
+        async with self.store.alert_transaction() as tx:
+            now = await tx.try_lock()
             if now is None:
                 return []  # another process is evaluating right now
-            snapshot = await alert_store.read_snapshot(conn, now, cfg.failure_window_s)
+            snapshot = await tx.read_snapshot(now, cfg.failure_window_s)
             findings, broken = evaluate(snapshot, cfg)
-            current = await alert_store.alerts_for_update(conn, [f.key for f in findings])
+            current = await tx.alerts_for_update([f.key for f in findings])
             writes, send = decide(current, findings, now, cfg.cooldown, broken)
-            await alert_store.write_alerts(conn, writes)
-            await alert_store.prune_resolved(conn, cfg.keep_resolved_days * 86400)
-        alerts = [r.to_alert() for r in send]
+            await tx.write_alerts(writes)
+            await tx.prune_resolved(cfg.keep_resolved_days * 86400)
+        alerts = [notification(r) for r in send]
         await self.deliver(alerts)
         return alerts
 

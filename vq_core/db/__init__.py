@@ -2,9 +2,26 @@
 migrations (``migrations``), named SQL blocks (``queries``) and LISTEN (``listener``).
 
 ``from vq_core import db`` gives the connection helpers: ``db.connect``,
-``db.create_pool``, ``db.resolve_dsn`` and ``db.DB_ERRORS``.
+``db.create_pool``, ``db.resolve_dsn``, and the errors callers catch without importing
+asyncpg: ``db.DB_ERRORS``, ``db.CONNECT_ERRORS`` and ``db.DataError``.
 """
 
-from vq_core.db.connection import DB_ERRORS, connect, create_pool, init_connection, resolve_dsn
+from vq_core.db.connection import (
+    CONNECT_ERRORS,
+    DB_ERRORS,
+    DataError,
+    connect,
+    create_pool,
+    init_connection,
+    resolve_dsn,
+)
 
-__all__ = ["DB_ERRORS", "connect", "create_pool", "init_connection", "resolve_dsn"]
+__all__ = [
+    "CONNECT_ERRORS",
+    "DB_ERRORS",
+    "DataError",
+    "connect",
+    "create_pool",
+    "init_connection",
+    "resolve_dsn",
+]

@@ -17,6 +17,13 @@ DB_ERRORS: tuple[type[Exception], ...] = (
     OSError,
 )
 
+#: What opening or migrating a database that is down or refuses us raises.
+CONNECT_ERRORS: tuple[type[Exception], ...] = (OSError, asyncpg.PostgresError)
+
+#: PostgreSQL refused a value as data (SQLSTATE class 22: a NUL in text, a number out of
+#: range, a cast that fails): the input is at fault, not the database.
+DataError = asyncpg.DataError
+
 
 async def init_connection(conn: asyncpg.Connection) -> None:
     """Decode json/jsonb to Python objects on every pooled connection."""

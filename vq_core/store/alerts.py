@@ -1,23 +1,24 @@
-"""Alert state and the queue readings the alert rules need (SQL in ``sql/queries.sql``).
+"""Alert state and the queue readings the alert rules need (SQL in
+``sql/queries/alerts.sql``).
 
-Functions rather than ``Store`` methods: the evaluator runs them on one connection
-inside the transaction that holds its advisory lock, and the admin page and
-metrics endpoint call the readers with a ``Store``.
+The records here are what the store returns; ``vq_core.alerts`` decides with them
+(the store does not import it). The evaluator reads and writes inside one transaction
+that holds an advisory lock: ``Store.alert_transaction()`` yields that transaction's
+operations as an ``AlertTransaction``.
 """
 
 from __future__ import annotations
 
-from collections.abc import Sequence
+import contextlib
+from collections.abc import AsyncIterator, Sequence
 from dataclasses import asdict, dataclass, field
 from datetime import datetime
 from typing import Any
 
 import asyncpg
 
-from vq_core.alerts.model import Alert
 from vq_core.db.queries import sql
 from vq_core.models import QueueConfig, WorkerInfo
-from vq_core.store import Store
 
 # Any constant works as long as every vq process uses the same one (0x7651_0001 is
 # the migration lock).
@@ -46,20 +47,6 @@ class AlertRecord:
     def firing(self) -> bool:
         """Whether the condition held at the last evaluation."""
         return self.state == FIRING
-
-    def to_alert(self) -> Alert:
-        """The notification sinks receive for this state."""
-        return Alert(
-            key=self.key,
-            rule=self.rule,
-            state=self.state,
-            summary=self.summary,
-            first_seen=self.first_seen,
-            last_seen=self.last_seen,
-            details=dict(self.details),
-            resolved_at=self.resolved_at,
-            send_count=self.send_count,
-        )
 
     def to_dict(self) -> dict[str, Any]:
         """JSON-ready form (times as ISO strings) for the API and the admin page."""
@@ -103,79 +90,89 @@ def _record(row: asyncpg.Record) -> AlertRecord:
     return AlertRecord(**data)
 
 
-async def try_lock(conn: Conn) -> datetime | None:
-    """Take the evaluator's transaction-scoped lock; the database's ``now()`` if taken.
+class AlertTransaction:
+    """The evaluator's operations, all on the connection of one open transaction."""
 
-    Must run inside a transaction: the lock is released when it ends.
-    """
-    row = await conn.fetchrow(sql("alerts_try_lock"), ALERT_LOCK_ID)
-    assert row is not None  # a SELECT without FROM always returns a row
-    return row["now"] if row["locked"] else None
+    def __init__(self, conn: Conn) -> None:
+        self._conn = conn
 
+    async def try_lock(self) -> datetime | None:
+        """Take the evaluator's lock until the transaction ends; the database's ``now()``
+        if taken, ``None`` if another process holds it."""
+        row = await self._conn.fetchrow(sql("alerts_try_lock"), ALERT_LOCK_ID)
+        assert row is not None  # a SELECT without FROM always returns a row
+        return row["now"] if row["locked"] else None
 
-async def read_snapshot(conn: Conn, now: datetime, failure_window_s: float) -> QueueSnapshot:
-    """Read the queue, workers, services and recent outcomes for the rules."""
-    queues = [QueueReading(**dict(r)) for r in await conn.fetch(sql("alert_queue_by_type"))]
-    outcomes = [
-        OutcomeReading(**dict(r))
-        for r in await conn.fetch(sql("alert_outcomes_by_type"), failure_window_s)
-    ]
-    workers = [WorkerInfo(**dict(r)) for r in await conn.fetch(sql("list_workers"))]
-    services = [dict(r) for r in await conn.fetch(sql("list_service_health"))]
-    config = {
-        r["job_type"]: QueueConfig(**dict(r)) for r in await conn.fetch(sql("list_queue_config"))
-    }
-    return QueueSnapshot(now, queues, outcomes, workers, services, config)
+    async def read_snapshot(self, now: datetime, failure_window_s: float) -> QueueSnapshot:
+        """Read the queue, workers, services and recent outcomes for the rules."""
+        conn = self._conn
+        queues = [QueueReading(**dict(r)) for r in await conn.fetch(sql("alert_queue_by_type"))]
+        outcomes = [
+            OutcomeReading(**dict(r))
+            for r in await conn.fetch(sql("alert_outcomes_by_type"), failure_window_s)
+        ]
+        workers = [WorkerInfo(**dict(r)) for r in await conn.fetch(sql("list_workers"))]
+        services = [dict(r) for r in await conn.fetch(sql("list_service_health"))]
+        config = {
+            r["job_type"]: QueueConfig(**dict(r))
+            for r in await conn.fetch(sql("list_queue_config"))
+        }
+        return QueueSnapshot(now, queues, outcomes, workers, services, config)
 
+    async def alerts_for_update(self, keys: Sequence[str]) -> dict[str, AlertRecord]:
+        """Every firing alert plus the stored state of ``keys``, by key."""
+        rows = await self._conn.fetch(sql("alerts_for_update"), list(keys))
+        return {r["key"]: _record(r) for r in rows}
 
-async def alerts_for_update(conn: Conn, keys: Sequence[str]) -> dict[str, AlertRecord]:
-    """Every firing alert plus the stored state of ``keys``, by key."""
-    rows = await conn.fetch(sql("alerts_for_update"), list(keys))
-    return {r["key"]: _record(r) for r in rows}
+    async def write_alerts(self, records: Sequence[AlertRecord]) -> None:
+        """Store the evaluator's decisions."""
+        if not records:
+            return
+        await self._conn.executemany(
+            sql("upsert_alert"),
+            [
+                (
+                    r.key,
+                    r.rule,
+                    r.state,
+                    r.summary,
+                    r.details,
+                    r.first_seen,
+                    r.last_seen,
+                    r.last_sent_at,
+                    r.resolved_at,
+                    r.send_count,
+                )
+                for r in records
+            ],
+        )
 
-
-async def write_alerts(conn: Conn, records: Sequence[AlertRecord]) -> None:
-    """Store the evaluator's decisions."""
-    if not records:
-        return
-    await conn.executemany(
-        sql("upsert_alert"),
-        [
-            (
-                r.key,
-                r.rule,
-                r.state,
-                r.summary,
-                r.details,
-                r.first_seen,
-                r.last_seen,
-                r.last_sent_at,
-                r.resolved_at,
-                r.send_count,
-            )
-            for r in records
-        ],
-    )
-
-
-async def prune_resolved(conn: Conn, older_than_s: float) -> None:
-    """Forget alerts resolved longer ago than ``older_than_s`` (worker ids come and go)."""
-    await conn.execute(sql("prune_resolved_alerts"), older_than_s)
-
-
-async def list_alerts(
-    store: Store, firing_only: bool = False, limit: int = 50
-) -> list[AlertRecord]:
-    """Firing alerts, newest first, then (unless ``firing_only``) the latest resolutions."""
-    rows = await store.pool.fetch(sql("list_alerts"), firing_only, max(1, limit))
-    return [_record(r) for r in rows]
+    async def prune_resolved(self, older_than_s: float) -> None:
+        """Forget alerts resolved longer ago than ``older_than_s`` (worker ids come and go)."""
+        await self._conn.execute(sql("prune_resolved_alerts"), older_than_s)
 
 
-async def count_firing(store: Store) -> dict[str, int]:
-    """Firing alerts per rule."""
-    return {r["rule"]: r["n"] for r in await store.pool.fetch(sql("count_firing_alerts"))}
+class AlertStore:
+    """The methods on ``vq.alerts`` and the queue readings of alerts; part of ``Store``."""
 
+    pool: asyncpg.Pool
 
-async def read_queue(store: Store) -> list[QueueReading]:
-    """Per job type: ready and queued jobs and the longest wait (for the metrics endpoint)."""
-    return [QueueReading(**dict(r)) for r in await store.pool.fetch(sql("alert_queue_by_type"))]
+    @contextlib.asynccontextmanager
+    async def alert_transaction(self) -> AsyncIterator[AlertTransaction]:
+        """One transaction for the alert evaluator: it commits when the block ends (and
+        rolls back on an error), which also releases the lock ``try_lock`` took."""
+        async with self.pool.acquire() as conn, conn.transaction():
+            yield AlertTransaction(conn)
+
+    async def list_alerts(self, firing_only: bool = False, limit: int = 50) -> list[AlertRecord]:
+        """Firing alerts, newest first, then (unless ``firing_only``) the latest resolutions."""
+        rows = await self.pool.fetch(sql("list_alerts"), firing_only, max(1, limit))
+        return [_record(r) for r in rows]
+
+    async def count_firing_alerts(self) -> dict[str, int]:
+        """Firing alerts per rule."""
+        return {r["rule"]: r["n"] for r in await self.pool.fetch(sql("count_firing_alerts"))}
+
+    async def queue_by_type(self) -> list[QueueReading]:
+        """Per job type: ready and queued jobs and the longest wait (for the metrics endpoint)."""
+        return [QueueReading(**dict(r)) for r in await self.pool.fetch(sql("alert_queue_by_type"))]

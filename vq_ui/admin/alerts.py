@@ -1,7 +1,7 @@
 """The alerts card of the admin page: alerts firing now and the latest resolutions.
 
 Fills the ``alerts_panel`` slot of ``vq_ui.admin.health``; reads ``vq.alerts``
-through ``vq_core.store.alerts.list_alerts`` on every page refresh.
+through ``Store.list_alerts`` on every page refresh.
 """
 
 from __future__ import annotations
@@ -13,7 +13,7 @@ from nicegui import ui
 
 from vq_core.config import Settings
 from vq_core.store import Store
-from vq_core.store.alerts import AlertRecord, list_alerts
+from vq_core.store.alerts import AlertRecord
 from vq_ui.admin.format import ago
 
 # Firing alerts all show; resolutions fill the rest, newest first.
@@ -73,7 +73,7 @@ class AlertsPanel:
 
     async def refresh(self) -> None:
         """Re-read ``vq.alerts`` and show it."""
-        alerts = await list_alerts(self.store, limit=MAX_ROWS)
+        alerts = await self.store.list_alerts(limit=MAX_ROWS)
         now = datetime.now(UTC)
         self.title.set_text(headline(alerts))
         self.table.rows = [alert_row(a, now) for a in alerts]

@@ -9,12 +9,12 @@ from __future__ import annotations
 import logging
 from typing import Any
 
-import asyncpg
 from fastapi import FastAPI, Request
 from fastapi.exceptions import RequestValidationError
 from fastapi.responses import JSONResponse
 from starlette.exceptions import HTTPException as StarletteHTTPException
 
+from vq_core import db
 from vq_core.errors import InvalidInput, InvalidTransition, JobNotFound
 from vq_ui.auth.users import AlreadyExists, UnknownName
 
@@ -94,4 +94,4 @@ def install_error_handlers(app: FastAPI) -> None:
     app.add_exception_handler(JobNotFound, _on_not_found)
     app.add_exception_handler(UnknownName, _on_not_found)
     app.add_exception_handler(InvalidTransition, _on_conflict)
-    app.add_exception_handler(asyncpg.DataError, _on_data_error)
+    app.add_exception_handler(db.DataError, _on_data_error)

@@ -1,8 +1,10 @@
-"""Users, API tokens, login failures and shared secrets: the store-level functions behind
-the login page, the API's auth and the ``vq users`` / ``vq tokens`` commands.
+"""Users, API tokens, login failures and shared secrets: the functions behind the login
+page, the API's auth and the ``vq users`` / ``vq tokens`` commands.
 
 Passwords are hashed with argon2id; API tokens are long random strings, so they are
 stored as their sha256 (nothing to brute-force) and shown in plain text only once.
+The rows are kept by the store (``vq_core.store.accounts``); this module hashes,
+checks names and roles, and presents the rows.
 """
 
 from __future__ import annotations
@@ -17,13 +19,12 @@ from datetime import datetime
 from functools import cache
 from typing import Any
 
-import asyncpg
 from argon2 import PasswordHasher
 from argon2.exceptions import InvalidHashError, VerificationError
 
-from vq_core.db.queries import sql
 from vq_core.errors import InvalidInput
 from vq_core.store import Store
+from vq_core.store.accounts import TokenRecord, UserRecord
 from vq_ui.auth.roles import Role, User
 
 USERNAME = re.compile(r"^[A-Za-z0-9_.@-]{1,64}$")
@@ -96,16 +97,14 @@ class NewToken:
     token: str
 
 
-def _user_info(row: asyncpg.Record) -> UserInfo:
-    data = dict(row)
-    data["role"] = Role(data["role"])
-    return UserInfo(**data)
+def _user_info(rec: UserRecord) -> UserInfo:
+    return UserInfo(rec.id, rec.username, Role(rec.role), rec.created_at, rec.disabled)
 
 
-def _token_info(row: asyncpg.Record) -> TokenInfo:
-    data = dict(row)
-    data["role"] = Role(data["role"])
-    return TokenInfo(**data)
+def _token_info(rec: TokenRecord) -> TokenInfo:
+    return TokenInfo(
+        rec.id, rec.name, Role(rec.role), rec.created_at, rec.last_used_at, rec.revoked
+    )
 
 
 def parse_role(value: str | Role) -> Role:
@@ -169,10 +168,10 @@ async def create_user(store: Store, username: str, password: str, role: str | Ro
     _check_username(username)
     parsed = parse_role(role)
     hashed = await asyncio.to_thread(hash_password, _check_password(password))
-    row = await store.pool.fetchrow(sql("create_user"), username, hashed, parsed.value)
-    if row is None:
+    rec = await store.add_user(username, hashed, parsed.value)
+    if rec is None:
         raise AlreadyExists(f"username: a user named {username!r} exists already")
-    return _user_info(row)
+    return _user_info(rec)
 
 
 async def update_user(
@@ -191,10 +190,10 @@ async def update_user(
     hashed = None
     if password is not None:
         hashed = await asyncio.to_thread(hash_password, _check_password(password))
-    row = await store.pool.fetchrow(sql("update_user"), username, hashed, parsed, disabled)
-    if row is None:
+    rec = await store.change_user(username, hashed, parsed, disabled)
+    if rec is None:
         raise UnknownName(f"no user named {username!r}")
-    return _user_info(row)
+    return _user_info(rec)
 
 
 async def set_password(store: Store, username: str, password: str) -> UserInfo:
@@ -204,7 +203,7 @@ async def set_password(store: Store, username: str, password: str) -> UserInfo:
 
 async def list_users(store: Store) -> list[UserInfo]:
     """Every user, by name."""
-    return [_user_info(r) for r in await store.pool.fetch(sql("list_users"))]
+    return [_user_info(r) for r in await store.list_users()]
 
 
 async def verify_password(store: Store, username: str, password: str) -> User | None:
@@ -213,33 +212,33 @@ async def verify_password(store: Store, username: str, password: str) -> User | 
     An unknown name costs as much as a wrong password, so timing does not reveal
     which usernames exist.
     """
-    row = await store.pool.fetchrow(sql("get_user_for_login"), username)
-    stored = row["password_hash"] if row is not None else _dummy_hash()
+    login = await store.user_login(username)
+    stored = login.password_hash if login is not None else _dummy_hash()
     ok = await asyncio.to_thread(_verify_hash, stored, password[:MAX_PASSWORD])
-    if row is None or not ok or row["disabled"]:
+    if login is None or not ok or login.disabled:
         return None
     if _hasher.check_needs_rehash(stored):
         await update_user(store, username, password=password)
-    return User(row["username"], Role(row["role"]), "session")
+    return User(login.username, Role(login.role), "session")
 
 
 async def session_user(store: Store, username: str, fingerprint: str) -> User | None:
     """The user a session cookie names, if the account is still enabled and its password
     unchanged since the cookie was issued."""
-    row = await store.pool.fetchrow(sql("get_user_for_login"), username)
-    if row is None or row["disabled"]:
+    login = await store.user_login(username)
+    if login is None or login.disabled:
         return None
-    if not hmac.compare_digest(session_fingerprint(row["password_hash"]), fingerprint):
+    if not hmac.compare_digest(session_fingerprint(login.password_hash), fingerprint):
         return None
-    return User(row["username"], Role(row["role"]), "session")
+    return User(login.username, Role(login.role), "session")
 
 
 async def fingerprint_of(store: Store, username: str) -> str:
     """The session fingerprint of a user's current password."""
-    row = await store.pool.fetchrow(sql("get_user_for_login"), username)
-    if row is None:
+    login = await store.user_login(username)
+    if login is None:
         raise UnknownName(f"no user named {username!r}")
-    return session_fingerprint(row["password_hash"])
+    return session_fingerprint(login.password_hash)
 
 
 async def ensure_first_admin(store: Store, username: str = "admin") -> str | None:
@@ -248,12 +247,12 @@ async def ensure_first_admin(store: Store, username: str = "admin") -> str | Non
 
     Safe when several instances start at once: only one insert can succeed.
     """
-    if await store.pool.fetchval(sql("any_user")):
+    if await store.any_user():
         return None
     password = generate_password()
     hashed = await asyncio.to_thread(hash_password, password)
-    created = await store.pool.fetchval(sql("create_first_admin"), username, hashed)
-    return password if created is not None else None
+    created = await store.add_first_admin(username, hashed)
+    return password if created else None
 
 
 # -- API tokens --------------------------------------------------------------------
@@ -265,36 +264,39 @@ async def create_token(store: Store, name: str, role: str | Role) -> NewToken:
         raise InvalidInput("name: 1-64 letters, digits or . _ @ : -")
     parsed = parse_role(role)
     token = TOKEN_PREFIX + secrets.token_urlsafe(32)
-    row = await store.pool.fetchrow(sql("create_token"), name, hash_token(token), parsed.value)
-    if row is None:
+    rec = await store.add_token(name, hash_token(token), parsed.value)
+    if rec is None:
         raise AlreadyExists(f"name: a live token named {name!r} exists already")
-    return NewToken(_token_info(row), token)
+    return NewToken(_token_info(rec), token)
 
 
 async def list_tokens(store: Store) -> list[TokenInfo]:
     """Every token, revoked ones included."""
-    return [_token_info(r) for r in await store.pool.fetch(sql("list_tokens"))]
+    return [_token_info(r) for r in await store.list_tokens()]
 
 
 async def revoke_token(store: Store, id_or_name: int | str) -> TokenInfo:
     """Revoke a live token by id or name; ``UnknownName`` if none matches."""
-    token_id = int(id_or_name) if str(id_or_name).isdigit() else None
-    name = None if token_id is not None else str(id_or_name)
-    row = await store.pool.fetchrow(sql("revoke_token"), token_id, name)
-    if row is None:
+    text = str(id_or_name)
+    # ASCII digits only: str.isdigit() also accepts "²", which int() refuses.
+    token_id = int(text) if text.isascii() and text.isdigit() else None
+    if token_id is not None and not 0 < token_id < 2**63:
+        raise UnknownName(f"no live token {id_or_name!r}")  # beyond bigint: no such id
+    name = None if token_id is not None else text
+    rec = await store.revoke_token(token_id, name)
+    if rec is None:
         raise UnknownName(f"no live token {id_or_name!r}")
-    return _token_info(row)
+    return _token_info(rec)
 
 
 async def verify_token(store: Store, token: str) -> User | None:
     """The token's identity if it is live, else ``None``; records when it was last used."""
     if not token.startswith(TOKEN_PREFIX) or len(token) > 200:
         return None
-    row = await store.pool.fetchrow(sql("get_token_by_hash"), hash_token(token))
-    if row is None:
+    live = await store.use_token(hash_token(token))
+    if live is None:
         return None
-    await store.pool.execute(sql("touch_token"), row["id"])
-    return User(row["name"], Role(row["role"]), "token")
+    return User(live.name, Role(live.role), "token")
 
 
 # -- login rate limiting and shared secrets -----------------------------------------
@@ -304,28 +306,29 @@ async def login_blocked_for(
     store: Store, username: str, ip: str, max_failures: int, window_s: float
 ) -> float:
     """Seconds until this username may try again from this address (0: it may now)."""
-    row = await store.pool.fetchrow(sql("count_login_failures"), username, ip, window_s)
-    assert row is not None  # an aggregate without GROUP BY always returns a row
-    if row["n"] < max_failures:
+    failures = await store.login_failures(username, ip, window_s)
+    if failures.count < max_failures:
         return 0.0
-    return max(1.0, window_s - float(row["oldest_age_s"]))
+    # At least one failure was counted (max_failures >= 1), so there is an oldest one.
+    assert failures.oldest_age_s is not None
+    return max(1.0, window_s - float(failures.oldest_age_s))
 
 
 async def record_login_failure(store: Store, username: str, ip: str, window_s: float) -> None:
     """Remember a failed login (and forget those older than the window)."""
-    await store.pool.execute(sql("record_login_failure"), username, ip, window_s)
+    await store.record_login_failure(username, ip, window_s)
 
 
 async def clear_login_failures(store: Store, username: str, ip: str) -> None:
     """Forget a username's failures from an address after it signed in."""
-    await store.pool.execute(sql("clear_login_failures"), username, ip)
+    await store.clear_login_failures(username, ip)
 
 
 async def shared_secret(store: Store, name: str) -> str:
     """A secret shared by every app instance, created by whichever asks first."""
     for _ in range(3):
-        value = await store.pool.fetchval(sql("ensure_app_secret"), name, secrets.token_urlsafe(48))
+        value = await store.ensure_app_secret(name, secrets.token_urlsafe(48))
         if value is not None:
-            return str(value)
+            return value
         # A concurrent first start inserted it after our snapshot: read it again.
     raise RuntimeError(f"could not read or create the app secret {name!r}")

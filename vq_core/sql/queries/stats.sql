@@ -1,0 +1,42 @@
+-- Queue statistics read from vq.jobs: counts, depth, finished windows, throughput.
+-- One named block per query: "-- name --", then a one-line purpose. vq_core.db.queries
+-- loads every file of this folder once; a name may appear in only one of them.
+-- Parameters are always bound, never formatted in.
+
+-- count_by_status_type_priority --
+-- The live counts behind the stats page.
+SELECT status::text AS status, job_type, priority, count(*) AS n
+  FROM vq.jobs GROUP BY status, job_type, priority;
+
+-- queue_depth --
+-- Jobs ready to run now and the age of the oldest queued job.
+SELECT count(*) FILTER (WHERE run_at <= now()) AS ready,
+       count(*) AS queued,
+       extract(epoch FROM now() - min(created_at))::float8 AS oldest_age_s
+  FROM vq.jobs WHERE status = 'queued';
+
+-- finished_windows --
+-- Completions and failures over the last 1, 5, 15 and 60 minutes.
+SELECT count(*) FILTER (WHERE status = 'completed' AND completed_at > now() - interval '1 minute') AS completed_1m,
+       count(*) FILTER (WHERE status = 'failed' AND completed_at > now() - interval '1 minute') AS failed_1m,
+       count(*) FILTER (WHERE status = 'completed' AND completed_at > now() - interval '5 minutes') AS completed_5m,
+       count(*) FILTER (WHERE status = 'failed' AND completed_at > now() - interval '5 minutes') AS failed_5m,
+       count(*) FILTER (WHERE status = 'completed' AND completed_at > now() - interval '15 minutes') AS completed_15m,
+       count(*) FILTER (WHERE status = 'failed' AND completed_at > now() - interval '15 minutes') AS failed_15m,
+       count(*) FILTER (WHERE status = 'completed') AS completed_60m,
+       count(*) FILTER (WHERE status = 'failed') AS failed_60m,
+       avg(extract(epoch FROM completed_at - started_at)) FILTER (WHERE status = 'completed') AS avg_s,
+       percentile_cont(ARRAY[0.5, 0.95, 0.99]) WITHIN GROUP (
+           ORDER BY extract(epoch FROM completed_at - started_at))
+           FILTER (WHERE status = 'completed') AS duration_pcts
+  FROM vq.jobs
+ WHERE completed_at > now() - interval '60 minutes';
+
+-- throughput_series --
+-- Completions per minute over the last hour, for the admin chart.
+SELECT date_trunc('minute', completed_at) AS minute,
+       count(*) FILTER (WHERE status = 'completed') AS completed,
+       count(*) FILTER (WHERE status = 'failed') AS failed
+  FROM vq.jobs
+ WHERE completed_at > now() - interval '60 minutes'
+ GROUP BY 1 ORDER BY 1;

@@ -1,0 +1,172 @@
+"""Accounts: users, failed logins, API tokens and the secrets app instances share (SQL in
+``sql/queries/users.sql``, ``tokens.sql`` and ``app_secrets.sql``).
+
+The store keeps and finds rows; hashing passwords and tokens, checking names and
+parsing roles is ``vq_ui.auth.users``'s job, so these methods take hashes, not
+passwords, and roles as their names.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+from datetime import datetime
+
+import asyncpg
+
+from vq_core.db.queries import sql
+
+
+@dataclass(frozen=True)
+class UserRecord:
+    """A row of ``vq.users`` without its password hash."""
+
+    id: int
+    username: str
+    role: str
+    created_at: datetime
+    disabled: bool
+
+
+@dataclass(frozen=True)
+class UserLogin:
+    """What checking a password or a session needs of a user, hash included."""
+
+    id: int
+    username: str
+    password_hash: str
+    role: str
+    disabled: bool
+
+
+@dataclass(frozen=True)
+class TokenRecord:
+    """A row of ``vq.api_tokens`` without its hash."""
+
+    id: int
+    name: str
+    role: str
+    created_at: datetime
+    last_used_at: datetime | None
+    revoked: bool
+
+
+@dataclass(frozen=True)
+class LiveToken:
+    """The live token a presented token's hash matched."""
+
+    id: int
+    name: str
+    role: str
+    last_used_at: datetime | None
+
+
+@dataclass(frozen=True)
+class LoginFailures:
+    """Recent failed logins of one username from one address, and the oldest one's age."""
+
+    count: int
+    oldest_age_s: float | None
+
+
+def _user(row: asyncpg.Record) -> UserRecord:
+    return UserRecord(**dict(row))
+
+
+def _token(row: asyncpg.Record) -> TokenRecord:
+    return TokenRecord(**dict(row))
+
+
+class AccountStore:
+    """The methods on ``vq.users``, ``vq.login_failures``, ``vq.api_tokens`` and
+    ``vq.app_secrets``; part of ``Store``."""
+
+    pool: asyncpg.Pool
+
+    # -- users ------------------------------------------------------------------
+
+    async def add_user(self, username: str, password_hash: str, role: str) -> UserRecord | None:
+        """Add a user with an already hashed password; ``None`` when the name is taken."""
+        row = await self.pool.fetchrow(sql("create_user"), username, password_hash, role)
+        return _user(row) if row is not None else None
+
+    async def any_user(self) -> bool:
+        """Whether any user exists."""
+        return bool(await self.pool.fetchval(sql("any_user")))
+
+    async def add_first_admin(self, username: str, password_hash: str) -> bool:
+        """Add an admin only while there is no user at all; False if any user exists.
+
+        One statement, so of several instances starting at once only one succeeds.
+        """
+        return (
+            await self.pool.fetchval(sql("create_first_admin"), username, password_hash) is not None
+        )
+
+    async def user_login(self, username: str) -> UserLogin | None:
+        """A user's hash, role and disabled flag, to check a password or a session."""
+        row = await self.pool.fetchrow(sql("get_user_for_login"), username)
+        return UserLogin(**dict(row)) if row is not None else None
+
+    async def change_user(
+        self,
+        username: str,
+        password_hash: str | None = None,
+        role: str | None = None,
+        disabled: bool | None = None,
+    ) -> UserRecord | None:
+        """Change a user's hash, role or disabled flag (``None`` keeps the current value);
+        ``None`` if there is no such user."""
+        row = await self.pool.fetchrow(sql("update_user"), username, password_hash, role, disabled)
+        return _user(row) if row is not None else None
+
+    async def list_users(self) -> list[UserRecord]:
+        """Every user, by name."""
+        return [_user(r) for r in await self.pool.fetch(sql("list_users"))]
+
+    # -- failed logins ----------------------------------------------------------
+
+    async def login_failures(self, username: str, ip: str, window_s: float) -> LoginFailures:
+        """Failed logins of a username from an address within the last ``window_s``."""
+        row = await self.pool.fetchrow(sql("count_login_failures"), username, ip, window_s)
+        assert row is not None  # an aggregate without GROUP BY always returns a row
+        return LoginFailures(row["n"], row["oldest_age_s"])
+
+    async def record_login_failure(self, username: str, ip: str, window_s: float) -> None:
+        """Remember a failed login (and forget those older than ``window_s``)."""
+        await self.pool.execute(sql("record_login_failure"), username, ip, window_s)
+
+    async def clear_login_failures(self, username: str, ip: str) -> None:
+        """Forget a username's failed logins from an address."""
+        await self.pool.execute(sql("clear_login_failures"), username, ip)
+
+    # -- API tokens -------------------------------------------------------------
+
+    async def add_token(self, name: str, token_hash: str, role: str) -> TokenRecord | None:
+        """Add a token by its hash; ``None`` when a live token already has this name."""
+        row = await self.pool.fetchrow(sql("create_token"), name, token_hash, role)
+        return _token(row) if row is not None else None
+
+    async def use_token(self, token_hash: str) -> LiveToken | None:
+        """The live token with this hash, if any, recording that it was used."""
+        row = await self.pool.fetchrow(sql("get_token_by_hash"), token_hash)
+        if row is None:
+            return None
+        await self.pool.execute(sql("touch_token"), row["id"])
+        return LiveToken(**dict(row))
+
+    async def list_tokens(self) -> list[TokenRecord]:
+        """Every token, revoked ones included."""
+        return [_token(r) for r in await self.pool.fetch(sql("list_tokens"))]
+
+    async def revoke_token(self, token_id: int | None, name: str | None) -> TokenRecord | None:
+        """Revoke the live token with this id or this name; ``None`` if none matches."""
+        row = await self.pool.fetchrow(sql("revoke_token"), token_id, name)
+        return _token(row) if row is not None else None
+
+    # -- shared secrets ---------------------------------------------------------
+
+    async def ensure_app_secret(self, name: str, value: str) -> str | None:
+        """Store ``value`` under ``name`` unless a secret of that name exists; the stored
+        value either way, or ``None`` if a concurrent insert is not visible yet."""
+        stored = await self.pool.fetchval(sql("ensure_app_secret"), name, value)
+        return None if stored is None else str(stored)

@@ -1,0 +1,255 @@
+"""Jobs through their life: submit, claim, renew, complete, fail, cancel, retry, release,
+recover, read and prune (SQL in ``sql/queries/jobs.sql``).
+
+Every state change writes its ``job_events`` row in the same statement, so the history
+is the same whoever asked for the change: the worker, the CLI, the API or the admin page.
+"""
+
+from __future__ import annotations
+
+import uuid
+from collections.abc import Sequence
+from dataclasses import dataclass
+from typing import Any
+
+import asyncpg
+
+from vq_core.db.queries import sql
+from vq_core.errors import InvalidTransition, JobNotFound
+from vq_core.models import ClaimedJob, Job, JobEvent, JobStatus, NewJob, Priority
+
+
+@dataclass(frozen=True)
+class Enqueued:
+    """The id of a submitted job and whether it is new (False: idempotency key matched)."""
+
+    id: uuid.UUID
+    created: bool
+
+
+def job_from_row(row: asyncpg.Record) -> Job:
+    """A ``Job`` from a ``SELECT * FROM vq.jobs`` row."""
+    data = dict(row)
+    data["priority"] = Priority(data["priority"])
+    data["status"] = JobStatus(data["status"])
+    return Job(**data)
+
+
+_PRIORITIES = {int(p): p for p in Priority}
+
+
+def _claimed(row: asyncpg.Record) -> ClaimedJob:
+    # On the hot path: positional fields in claim_jobs' RETURNING order, no dict.
+    job_id, job_type, priority, payload, retry_count, max_retries, created_at = row
+    return ClaimedJob(
+        job_id, job_type, _PRIORITIES[priority], payload, retry_count, max_retries, created_at
+    )
+
+
+class JobStore:
+    """The methods on ``vq.jobs`` and ``vq.job_events``; part of ``Store``."""
+
+    pool: asyncpg.Pool
+    default_max_retries: int
+
+    # -- submitting -------------------------------------------------------------
+
+    async def enqueue(self, job: NewJob) -> Enqueued:
+        """Add one job; with a known idempotency key, return the existing job instead."""
+        return (await self.enqueue_many([job]))[0]
+
+    async def enqueue_many(self, jobs: Sequence[NewJob]) -> list[Enqueued]:
+        """Add a batch in one round trip; answers come in input order."""
+        if not jobs:
+            return []
+        # A key repeated within the batch is sent once and answered like its first use.
+        first_with_key: dict[str, int] = {}
+        unique: list[int] = []
+        for i, job in enumerate(jobs):
+            key = job.idempotency_key
+            if key is None or key not in first_with_key:
+                unique.append(i)
+                if key is not None:
+                    first_with_key[key] = i
+        batch = [jobs[i] for i in unique]
+        if not first_with_key:
+            return await self._enqueue_unkeyed(batch)
+        rows = await self.pool.fetch(
+            sql("enqueue_jobs_keyed"),
+            [j.job_type for j in batch],
+            [int(j.priority) for j in batch],
+            [j.payload for j in batch],
+            [j.run_at for j in batch],
+            [j.max_retries for j in batch],
+            [j.idempotency_key for j in batch],
+            self.default_max_retries,
+        )
+        answers: dict[int, Enqueued] = {}
+        raced: dict[str, int] = {}
+        for i, row in zip(unique, rows, strict=True):
+            if row["id"] is None:
+                raced[jobs[i].idempotency_key or ""] = i
+            else:
+                answers[i] = Enqueued(row["id"], row["created"])
+        if raced:
+            # A concurrent transaction inserted the key after our snapshot: look it up now.
+            for row in await self.pool.fetch(sql("ids_by_idempotency_key"), list(raced)):
+                answers[raced[row["idempotency_key"]]] = Enqueued(row["id"], False)
+        out = []
+        for i, job in enumerate(jobs):
+            if i not in answers:
+                first = answers[first_with_key[job.idempotency_key or ""]]
+                answers[i] = Enqueued(first.id, False)
+            out.append(answers[i])
+        return out
+
+    async def _enqueue_unkeyed(self, jobs: Sequence[NewJob]) -> list[Enqueued]:
+        """The common case, no idempotency keys: every job is new, nothing to look up."""
+        batch = [
+            {
+                "job_type": j.job_type,
+                "priority": int(j.priority),
+                "payload": j.payload,
+                "run_at": j.run_at.isoformat() if j.run_at else None,
+                "max_retries": j.max_retries,
+            }
+            for j in jobs
+        ]
+        rows = await self.pool.fetch(sql("enqueue_jobs"), batch, self.default_max_retries)
+        return [Enqueued(row[0], True) for row in rows]
+
+    # -- the worker's side ------------------------------------------------------
+
+    async def claim(
+        self, worker_id: str, job_types: Sequence[str], limit: int, lease_seconds: float
+    ) -> list[ClaimedJob]:
+        """Claim up to ``limit`` eligible jobs of ``job_types``, highest priority then oldest."""
+        if limit <= 0 or not job_types:
+            return []
+        rows = await self.pool.fetch(
+            sql("claim_jobs"), worker_id, list(job_types), limit, lease_seconds
+        )
+        return [_claimed(r) for r in rows]
+
+    async def renew_leases(
+        self, worker_id: str, job_ids: Sequence[uuid.UUID], lease_seconds: float
+    ) -> dict[uuid.UUID, bool]:
+        """Extend leases in one statement; returns job id -> cancel requested, for the jobs
+        this worker still holds (a missing id means its lease was lost)."""
+        if not job_ids:
+            return {}
+        rows = await self.pool.fetch(sql("renew_leases"), worker_id, list(job_ids), lease_seconds)
+        return {r["id"]: r["cancel_requested"] for r in rows}
+
+    async def complete_many(
+        self, worker_id: str, results: Sequence[tuple[uuid.UUID, dict[str, Any]]]
+    ) -> list[uuid.UUID]:
+        """Mark jobs completed with their results; returns the ids this worker still held."""
+        if not results:
+            return []
+        lost = await self.pool.fetch(
+            sql("complete_jobs"),
+            worker_id,
+            [job_id for job_id, _ in results],
+            [result for _, result in results],
+        )
+        gone = {r[0] for r in lost}
+        return [job_id for job_id, _ in results if job_id not in gone]
+
+    async def fail(
+        self,
+        worker_id: str,
+        job_id: uuid.UUID,
+        error: dict[str, Any],
+        retry_in: float | None,
+    ) -> JobStatus | None:
+        """Record a failed attempt: requeue after ``retry_in`` seconds, or fail for good
+        when it is ``None``. Returns the new status, or ``None`` if the job was not ours."""
+        row = await self.pool.fetchrow(sql("fail_job"), worker_id, job_id, error, retry_in)
+        return JobStatus(row["status"]) if row else None
+
+    async def update_progress(
+        self, worker_id: str, job_id: uuid.UUID, percent: float, stage: str
+    ) -> bool:
+        """Store a running job's progress; False if the job is no longer this worker's."""
+        progress = {"percent": round(max(0.0, min(100.0, percent)), 1), "stage": stage}
+        row = await self.pool.fetchrow(sql("update_progress"), worker_id, job_id, progress)
+        return row is not None
+
+    async def mark_cancelled(self, worker_id: str, job_id: uuid.UUID) -> bool:
+        """A worker aborted a job it was asked to cancel."""
+        error = {"message": "cancelled by an operator", "type": "CANCELLED", "retryable": False}
+        row = await self.pool.fetchrow(sql("mark_cancelled"), worker_id, job_id, error)
+        return row is not None
+
+    # Idle workers learn of jobs made ready here (release, recovery, retry) from the
+    # jobs table's own trigger (migration 0007), as they do of inserts: one mechanism.
+
+    async def release(self, worker_id: str, job_ids: Sequence[uuid.UUID]) -> list[uuid.UUID]:
+        """Hand unfinished jobs back to the queue (graceful shutdown)."""
+        if not job_ids:
+            return []
+        rows = await self.pool.fetch(sql("release_jobs"), worker_id, list(job_ids))
+        return [r["job_id"] for r in rows]
+
+    async def recover_expired_leases(self) -> list[dict[str, Any]]:
+        """Requeue running jobs whose lease ran out (their worker died or hung)."""
+        rows = await self.pool.fetch(sql("recover_expired_leases"))
+        return [dict(r) for r in rows]
+
+    # -- operators' actions -----------------------------------------------------
+
+    async def cancel(self, job_id: uuid.UUID, by: str | None = None) -> Job:
+        """Cancel a queued job at once, or ask the worker of a running job to stop it."""
+        async with self.pool.acquire() as conn, conn.transaction():
+            row = await conn.fetchrow(sql("cancel_job"), job_id, {"by": by})
+            if row is None:
+                await self._explain_refusal(conn, job_id, "cancel", "queued or running")
+            if row is not None and row["status"] == "running":
+                await conn.execute(sql("notify_cancel"), str(job_id))
+        return await self.get_job(job_id)
+
+    async def retry(self, job_id: uuid.UUID, by: str | None = None) -> Job:
+        """Send a failed or cancelled job back to the queue with a fresh set of retries."""
+        async with self.pool.acquire() as conn, conn.transaction():
+            row = await conn.fetchrow(sql("retry_job"), job_id, {"by": by})
+            if row is None:
+                await self._explain_refusal(conn, job_id, "retry", "failed or cancelled")
+        return await self.get_job(job_id)
+
+    async def _explain_refusal(
+        self,
+        conn: asyncpg.Connection | asyncpg.pool.PoolConnectionProxy,
+        job_id: uuid.UUID,
+        action: str,
+        allowed: str,
+    ) -> None:
+        row = await conn.fetchrow(sql("get_job"), job_id)
+        if row is None:
+            raise JobNotFound(f"no job {job_id}")
+        raise InvalidTransition(
+            f"cannot {action} job {job_id}: it is {row['status']}, not {allowed}"
+        )
+
+    # -- reading and pruning ----------------------------------------------------
+
+    async def get_job(self, job_id: uuid.UUID) -> Job:
+        """One job; ``JobNotFound`` if there is none."""
+        row = await self.pool.fetchrow(sql("get_job"), job_id)
+        if row is None:
+            raise JobNotFound(f"no job {job_id}")
+        return job_from_row(row)
+
+    async def get_events(self, job_id: uuid.UUID) -> list[JobEvent]:
+        """A job's history, oldest first."""
+        rows = await self.pool.fetch(sql("get_job_events"), job_id)
+        return [JobEvent(**dict(r)) for r in rows]
+
+    async def prune(self, older_than_s: float, batch: int = 10_000) -> int:
+        """Delete finished jobs (and their history) older than ``older_than_s``."""
+        total = 0
+        while True:
+            deleted: int = await self.pool.fetchval(sql("prune_jobs"), older_than_s, batch)
+            total += deleted
+            if deleted < batch:
+                return total

@@ -1,0 +1,135 @@
+"""The job list: filters, sort keys and keyset cursors (``list_jobs`` in
+``sql/queries/jobs.sql``)."""
+
+from __future__ import annotations
+
+import base64
+import json
+import uuid
+from dataclasses import dataclass
+from datetime import datetime
+from typing import Any
+
+import asyncpg
+
+from vq_core.db.queries import sql
+from vq_core.errors import InvalidInput
+from vq_core.models import JobFilter, JobPage
+from vq_core.store.jobs import job_from_row
+
+
+@dataclass(frozen=True)
+class Sort:
+    """A sort key of the job list: the column its cursor carries and that column's SQL
+    type; ``by_id``: the id alone orders (ids are time-ordered, so creation order is id
+    order and the primary key serves it)."""
+
+    column: str
+    type: str
+    by_id: bool = False
+
+
+SORTS: dict[str, Sort] = {
+    "created_at": Sort("created_at", "timestamptz", by_id=True),
+    "updated_at": Sort("updated_at", "timestamptz"),
+    "priority": Sort("priority", "smallint"),
+}
+MAX_PAGE = 500
+
+
+def list_query(sort: str) -> tuple[str, Sort]:
+    """``list_jobs``' SQL for a sort key (prefix ``-``: descending) and the key."""
+    key = sort.lstrip("-")
+    if key not in SORTS:
+        raise InvalidInput(f"sort: use one of {', '.join(SORTS)} (prefix - for descending)")
+    spec = SORTS[key]
+    direction, cmp = ("DESC", "<") if sort.startswith("-") else ("ASC", ">")
+    if spec.by_id:
+        after, order = f"id {cmp} $6::uuid", f"id {direction}"
+    else:
+        after = f"({spec.column}, id) {cmp} ($5::text::{spec.type}, $6::uuid)"
+        order = f"{spec.column} {direction}, id {direction}"
+    return sql("list_jobs").format(after=after, order=order), spec
+
+
+def _is_timestamp(text: str) -> bool:
+    try:
+        datetime.fromisoformat(text)
+    except ValueError:
+        return False
+    return True
+
+
+def _as_uuid(text: str) -> uuid.UUID | None:
+    try:
+        return uuid.UUID(text)
+    except ValueError:
+        return None
+
+
+def _encode_cursor(value: Any, job_id: uuid.UUID) -> str:
+    raw = json.dumps([value.isoformat() if hasattr(value, "isoformat") else value, str(job_id)])
+    return base64.urlsafe_b64encode(raw.encode()).decode()
+
+
+def _decode_cursor(cursor: str) -> tuple[str, uuid.UUID]:
+    try:
+        value, job_id = json.loads(base64.urlsafe_b64decode(cursor.encode()))
+        return str(value), uuid.UUID(job_id)
+    except (ValueError, TypeError) as exc:
+        raise InvalidInput(f"cursor: not a cursor this server issued ({exc})") from None
+
+
+class JobListing:
+    """Paging through ``vq.jobs``; part of ``Store``."""
+
+    pool: asyncpg.Pool
+
+    async def list_jobs(
+        self,
+        filters: JobFilter | None = None,
+        sort: str = "-created_at",
+        cursor: str | None = None,
+        limit: int = 50,
+    ) -> JobPage:
+        """One page of jobs; pass ``next_cursor`` back for the next page."""
+        f = filters or JobFilter()
+        query, spec = list_query(sort)
+        if not 1 <= limit <= MAX_PAGE:
+            raise InvalidInput(f"limit: must be between 1 and {MAX_PAGE}")
+        text = f.text.strip() if f.text and f.text.strip() else None
+        if text is not None and (pasted := _as_uuid(text)) is not None:
+            return await self._list_one(pasted, f)
+        after_value, after_id = _decode_cursor(cursor) if cursor else (None, None)
+        if after_value is not None and spec.by_id and not _is_timestamp(after_value):
+            # The id alone places the page; still refuse another sort's cursor.
+            raise InvalidInput("cursor: not a cursor of this sort order")
+        rows = await self.pool.fetch(
+            query,
+            f.status.value if f.status else None,
+            f.job_type,
+            int(f.priority) if f.priority is not None else None,
+            text,
+            after_value,
+            after_id,
+            limit + 1,
+        )
+        jobs = [job_from_row(r) for r in rows[:limit]]
+        next_cursor = None
+        if len(rows) > limit:
+            last = rows[limit - 1]
+            next_cursor = _encode_cursor(last[spec.column], last["id"])
+        return JobPage(jobs, next_cursor)
+
+    async def _list_one(self, job_id: uuid.UUID, f: JobFilter) -> JobPage:
+        """A pasted job id: one primary-key read instead of a search of the table."""
+        row = await self.pool.fetchrow(sql("get_job"), job_id)
+        if row is None:
+            return JobPage([], None)
+        job = job_from_row(row)
+        matches = (
+            (f.status is None or job.status is f.status)
+            and (f.job_type is None or job.job_type == f.job_type)
+            and (f.priority is None or job.priority is f.priority)
+        )
+        return JobPage([job] if matches else [], None)
