@@ -12,22 +12,23 @@ import functools
 import logging
 import time
 import uuid
-from collections.abc import Awaitable, Callable, Sequence
+from collections.abc import Awaitable, Callable, Mapping, Sequence
 from datetime import UTC, datetime
-from typing import TYPE_CHECKING, Any, TypeVar
+from typing import Any, Protocol, TypeVar
 
 import httpx
 import pluggy
 
+from vq_core.config import Settings
 from vq_core.db import DB_ERRORS
 from vq_core.errors import ServiceError, error_record
 from vq_core.models import ClaimedJob, ErrorCategory, JobStatus
+from vq_core.store import Store
 from vq_core.video_service import ProgressCallback, VideoService
+from vq_core.worker.events import EventEmitter
 from vq_core.worker.retry_policy import default_category, retry_delay
+from vq_core.worker.routing import Router
 from vq_core.worker.verification import verify_video
-
-if TYPE_CHECKING:
-    from vq_core.worker.process import Worker
 
 log = logging.getLogger("vq.job")
 _DB_ERRORS = DB_ERRORS
@@ -35,12 +36,44 @@ PROGRESS_MIN_INTERVAL = 0.5
 T = TypeVar("T")
 
 
-class JobRunner:
-    """Executes claimed jobs for a worker."""
+class Completer(Protocol):
+    """Records successes: later, in a batch with others (``BatchCompleter``)."""
 
-    def __init__(self, worker: Worker, pm: pluggy.PluginManager) -> None:
-        self.worker = worker
+    def complete_later(self, job_id: uuid.UUID, result: dict[str, Any]) -> None:
+        """Queue ``result`` as the outcome of ``job_id``."""
+
+
+class JobRunner:
+    """Executes claimed jobs for a worker.
+
+    It is handed what it uses rather than the worker: ``completer`` records successes,
+    ``wake`` asks for a claim when a retry's wait is over, and ``tasks`` (the worker's
+    jobs in flight, by id) is where ``abort`` finds the task to cancel.
+    """
+
+    def __init__(
+        self,
+        *,
+        worker_id: str,
+        store: Store,
+        router: Router,
+        settings: Settings,
+        pm: pluggy.PluginManager,
+        events: EventEmitter,
+        completer: Completer,
+        wake: Callable[[], None],
+        tasks: Mapping[uuid.UUID, asyncio.Task[None]],
+    ) -> None:
+        self.worker_id = worker_id
+        self.store = store
+        self.router = router
+        self.settings = settings
         self.pm = pm
+        self.tasks = tasks
+        self._wake = wake
+        # Bound once: both run for every job.
+        self._emit = events.emit
+        self._complete_later = completer.complete_later
         self.aborting: dict[uuid.UUID, str] = {}
         # One client for every verification: connections and TLS set-up are reused.
         self.http = httpx.AsyncClient(follow_redirects=True)
@@ -51,11 +84,11 @@ class JobRunner:
 
     async def execute(self, job: ClaimedJob) -> None:
         """Run ``job`` to an outcome; never raises."""
-        worker = self.worker
-        service = worker.router.service_for(job.job_type)
+        router = self.router
+        service = router.service_for(job.job_type)
         self._started[job.id] = (time.monotonic(), job.job_type)
         # One event for "claimed, now calling service X": observers run per event.
-        self.emit(
+        self._emit(
             job.id,
             "claimed",
             self._details(job, wait_s=self._wait_s(job), service=service.name if service else None),
@@ -64,7 +97,7 @@ class JobRunner:
         try:
             if service is None:
                 raise ServiceError(ErrorCategory.UNKNOWN, f"no service renders {job.job_type!r}")
-            timeout = worker.router.timeout_for(job.job_type, worker.settings.default_timeout)
+            timeout = router.timeout_for(job.job_type, self.settings.default_timeout)
             # A timer handle, not asyncio.timeout(): the same effect at a fraction of the
             # cost, and the timeout takes the abort path shared with cancels.
             loop = asyncio.get_running_loop()
@@ -86,8 +119,8 @@ class JobRunner:
                 timer.cancel()
         # An abort asked for as the render returned came too late: the job completes.
         self.aborting.pop(job.id, None)
-        worker.router.record_outcome(service.name, None)
-        worker.complete_later(job.id, result)
+        router.record_outcome(service.name, None)
+        self._complete_later(job.id, result)
 
     async def _failure(
         self, job: ClaimedJob, service: VideoService | None, exc: BaseException
@@ -100,7 +133,7 @@ class JobRunner:
         await self._guard(functools.partial(self._failed, job, exc, duration))
 
     async def _render_and_verify(self, service_name: str, job: ClaimedJob) -> dict[str, Any]:
-        service = self.worker.router.services[service_name]
+        service = self.router.services[service_name]
         result = await service.render(job, self._progress_callback(job))
         if not isinstance(result, dict):
             raise ServiceError(
@@ -110,8 +143,8 @@ class JobRunner:
             )
         video_url = result.get("video_url")
         if video_url is not None:
-            await verify_video(str(video_url), self.http, self.worker.settings.verify_timeout)
-            self.emit(job.id, "verified", {"video_url": video_url, "job_type": job.job_type})
+            await verify_video(str(video_url), self.http, self.settings.verify_timeout)
+            self._emit(job.id, "verified", {"video_url": video_url, "job_type": job.job_type})
         return result
 
     def _progress_callback(self, job: ClaimedJob) -> ProgressCallback:
@@ -125,18 +158,18 @@ class JobRunner:
                 return
             last.update(at=now, stage=stage)
             try:
-                await self.worker.store.update_progress(self.worker.id, job.id, percent, stage)
+                await self.store.update_progress(self.worker_id, job.id, percent, stage)
             except _DB_ERRORS as exc:
                 log.warning("job %s: progress not stored (%s)", job.id, exc)
                 return
-            self.emit(
+            self._emit(
                 job.id, "progress", {"percent": percent, "stage": stage, "job_type": job.job_type}
             )
 
         return progress
 
     async def _note_service(self, service: str, exc: BaseException) -> None:
-        router = self.worker.router
+        router = self.router
         if not router.record_outcome(service, default_category(exc)):
             return
         detail = (
@@ -148,7 +181,7 @@ class JobRunner:
         # admin page see it too; the next passing check closes the circuit.
         types = sorted(t for t, s in router.routes().items() if s == service)
         try:
-            await self.worker.store.record_service_health(service, False, detail, types)
+            await self.store.record_service_health(service, False, detail, types)
         except _DB_ERRORS as db_exc:
             log.warning("could not record the open circuit of %s (%s)", service, db_exc)
 
@@ -157,7 +190,7 @@ class JobRunner:
     def abort(self, job_id: uuid.UUID, reason: str) -> None:
         """Stop a running job: ``cancel`` (an operator asked), ``timeout``, ``lease_lost``,
         ``shutdown``."""
-        task = self.worker.tasks.get(job_id)
+        task = self.tasks.get(job_id)
         if task is None or task.done() or job_id in self.aborting:
             return
         self.aborting[job_id] = reason
@@ -166,11 +199,9 @@ class JobRunner:
     async def _aborted(self, job: ClaimedJob) -> None:
         reason = self.aborting.pop(job.id, "shutdown")
         if reason == "cancel":
-            done = await self._guard(
-                lambda: self.worker.store.mark_cancelled(self.worker.id, job.id)
-            )
+            done = await self._guard(lambda: self.store.mark_cancelled(self.worker_id, job.id))
             if done:
-                self.emit(job.id, "cancelled", self._details(job))
+                self._emit(job.id, "cancelled", self._details(job))
         elif reason == "lease_lost":
             log.warning("job %s: lease lost to another worker; result discarded", job.id)
         # "shutdown": the worker releases the job back to the queue itself.
@@ -188,7 +219,7 @@ class JobRunner:
         will_retry = category.retryable and job.retry_count < job.max_retries
         delay: float | None = None
         if will_retry:
-            s = self.worker.settings
+            s = self.settings
             default = retry_delay(exc, attempt, s.retry_base_delay, s.retry_max_delay)
             chosen = self.pm.hook.vq_retry_delay(
                 exc=exc, job=job, category=category, attempt=attempt, default=default
@@ -196,7 +227,7 @@ class JobRunner:
             delay = default if chosen is None else max(0.0, float(chosen))
         record = error_record(exc, category, attempt, category.retryable)
         record["will_retry"] = will_retry
-        status = await self.worker.store.fail(self.worker.id, job.id, record, delay)
+        status = await self.store.fail(self.worker_id, job.id, record, delay)
         if status is None:
             return
         details = self._details(
@@ -206,10 +237,10 @@ class JobRunner:
             details["duration_s"] = round(duration, 6)
         if status is JobStatus.QUEUED and delay is not None:
             details["retry_in_s"] = round(delay, 3)
-            self.emit(job.id, "retry_scheduled", details)
-            asyncio.get_running_loop().call_later(delay, self.worker.wake)
+            self._emit(job.id, "retry_scheduled", details)
+            asyncio.get_running_loop().call_later(delay, self._wake)
         else:
-            self.emit(job.id, "failed", details)
+            self._emit(job.id, "failed", details)
 
     def completed(
         self, batch: Sequence[tuple[uuid.UUID, dict[str, Any]]], done: set[uuid.UUID]
@@ -224,11 +255,11 @@ class JobRunner:
             if started is not None:
                 details["duration_s"] = round(time.monotonic() - started[0], 6)
                 details["job_type"] = started[1]
-            self.emit(job_id, "completed", details)
+            self._emit(job_id, "completed", details)
 
     async def _guard(self, action: Callable[[], Awaitable[T]]) -> T | None:
         """Retry a database write until it lands or the lease is surely gone."""
-        deadline = time.monotonic() + self.worker.settings.lease_seconds
+        deadline = time.monotonic() + self.settings.lease_seconds
         backoff = 0.05
         while True:
             try:
@@ -243,14 +274,6 @@ class JobRunner:
 
     # -- observing --------------------------------------------------------------------
 
-    def emit(self, job_id: uuid.UUID, event: str, details: dict[str, Any]) -> None:
-        """Tell observers (metrics, logs, plugins); an observer's error is logged, not raised."""
-        details.setdefault("worker_id", self.worker.id)
-        try:
-            self.pm.hook.vq_job_event(job_id=job_id, event=event, details=details)
-        except Exception:
-            log.exception("a vq_job_event observer failed on %s of job %s", event, job_id)
-
     def _details(self, job: ClaimedJob, **extra: Any) -> dict[str, Any]:
         details: dict[str, Any] = {"job_type": job.job_type, "attempt": job.retry_count + 1}
         details.update(extra)
@@ -263,7 +286,7 @@ class JobRunner:
     async def close_services(self) -> None:
         """Close every service's connections and the verification client."""
         await self.http.aclose()
-        for service in self.worker.router.services.values():
+        for service in self.router.services.values():
             try:
                 await service.aclose()
             except Exception:

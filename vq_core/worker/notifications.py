@@ -1,0 +1,59 @@
+"""Notifications: LISTEN on ``vq_jobs`` (claim now) and ``vq_cancel`` (abort that job).
+
+Polling is the fallback: each poll tick claims anyway, and first reconnects a
+LISTEN connection that was lost (or never came up), so a database restart costs
+at most one poll interval of latency.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import logging
+import uuid
+from collections.abc import Callable
+
+from vq_core import db
+from vq_core.db.listener import Listener
+
+log = logging.getLogger("vq.worker")
+_DB_ERRORS = db.DB_ERRORS
+
+
+class Notifications:
+    """Wakes the claim lanes on new jobs and cancels jobs operators cancel."""
+
+    def __init__(
+        self,
+        dsn: str,
+        poll_interval: float,
+        wake: Callable[[], None],
+        cancel: Callable[[uuid.UUID], None],
+    ) -> None:
+        self.poll_interval = poll_interval
+        self._wake = wake
+        self._cancel = cancel
+        self._listener = Listener(dsn, {"vq_jobs": self._on_jobs, "vq_cancel": self._on_cancel})
+
+    async def listen(self) -> None:
+        """Start listening; when the database refuses, log it and rely on polling."""
+        try:
+            await self._listener.open()
+        except _DB_ERRORS as exc:
+            log.warning("LISTEN unavailable (%s); polling every %.1fs", exc, self.poll_interval)
+
+    async def poll(self) -> None:
+        """The poll tick: listen again if the connection was lost, then claim."""
+        if not self._listener.alive:
+            await self.listen()
+        self._wake()
+
+    async def close(self) -> None:
+        """Stop listening."""
+        await self._listener.close()
+
+    def _on_jobs(self, _payload: str) -> None:
+        self._wake()
+
+    def _on_cancel(self, payload: str) -> None:
+        with contextlib.suppress(ValueError):
+            self._cancel(uuid.UUID(payload))
