@@ -1,26 +1,43 @@
-"""Validation at the edges: what a client may submit, checked once by pydantic.
+"""Every check of a submitted job, in one place: ``vq submit``, ``POST /api/v1/jobs``
+(one job or a batch) and anything else that enqueues on a client's behalf go through it.
 
-The CLI and the REST API both turn input into ``JobRequest`` before anything
-reaches the store, so a bad request gets the same clear message everywhere.
+A submission passes two stages, both here:
+
+1. ``JobRequest`` (pydantic) checks the shape: fields, types, lengths, the job type's
+   characters, priority names, a zone on ``run_at``, the payload's size and depth.
+   The API reports these as 422 with pydantic's per-field errors.
+2. ``JobRequest.to_new_job`` checks what the shape allows but PostgreSQL cannot store
+   (a NUL or a lone surrogate in any text, NaN or Infinity, a ``run_at`` beyond the
+   calendar once moved to UTC) and returns the store's form, ``run_at`` in UTC. The
+   API reports these as 400; both stages name the field first.
+
+``parse_payload`` turns the CLI's payload text into the object the API would receive.
 """
 
 from __future__ import annotations
 
 import json
-from datetime import datetime
+import math
+from collections.abc import Iterator
+from datetime import UTC, datetime
 from typing import Any, Literal
 
 from pydantic import BaseModel, ConfigDict, Field, ValidationError, field_validator
+from pydantic_core import PydanticCustomError
 
 from vq_core.errors import InvalidInput
 from vq_core.models import NewJob, Priority
 
 PriorityName = Literal["urgent", "high", "normal", "low"]
 MAX_PAYLOAD_BYTES = 256 * 1024
+MAX_PAYLOAD_DEPTH = 100
+"""Objects and lists inside each other; the payload object itself is level 1."""
+
+_TOO_DEEP = f"nested deeper than {MAX_PAYLOAD_DEPTH} levels"
 
 
 class JobRequest(BaseModel):
-    """One job as a client submits it."""
+    """One job as a client submits it; ``to_new_job`` finishes the checks."""
 
     model_config = ConfigDict(extra="forbid")
 
@@ -33,7 +50,14 @@ class JobRequest(BaseModel):
 
     @field_validator("payload")
     @classmethod
-    def _payload_size(cls, value: dict[str, Any]) -> dict[str, Any]:
+    def _payload_limits(cls, value: dict[str, Any]) -> dict[str, Any]:
+        # Depth first: json.dumps recurses, and a deep enough payload would raise
+        # RecursionError (a 500, a traceback) instead of a message.
+        if any(
+            depth > MAX_PAYLOAD_DEPTH and isinstance(node, dict | list)
+            for depth, node in _json_nodes(value)
+        ):
+            raise PydanticCustomError("payload_too_deep", _TOO_DEEP)
         if len(json.dumps(value)) > MAX_PAYLOAD_BYTES:
             raise ValueError(f"payload is larger than {MAX_PAYLOAD_BYTES} bytes")
         return value
@@ -45,16 +69,67 @@ class JobRequest(BaseModel):
             raise ValueError("run_at needs a time zone (e.g. 2026-01-01T12:00:00Z)")
         return value
 
-    def to_new_job(self) -> NewJob:
-        """The store's form of this request."""
+    def to_new_job(self, where: str = "") -> NewJob:
+        """The store's form of this request, once PostgreSQL can take every value.
+
+        ``InvalidInput`` otherwise, its message starting with ``where`` (``"3."`` for
+        item 3 of a batch) and the field.
+        """
+        for name in ("job_type", "idempotency_key"):
+            text = getattr(self, name)
+            if text is not None:
+                check_text(text, f"{where}{name}")
+        check_payload(self.payload, f"{where}payload")
         return NewJob(
             job_type=self.job_type,
             payload=self.payload,
             priority=Priority.parse(self.priority),
-            run_at=self.run_at,
+            run_at=_to_utc(self.run_at, f"{where}run_at"),
             max_retries=self.max_retries,
             idempotency_key=self.idempotency_key,
         )
+
+
+def parse_payload(text: str) -> Any:
+    """The value of a payload given as JSON text (the CLI's ``--payload``).
+
+    Only what keeps it from being read is refused here (bad syntax, nesting too deep
+    for Python's json, a number with thousands of digits), with ``InvalidInput`` naming
+    ``payload``; ``JobRequest`` words every other problem as it does for the API.
+    """
+    try:
+        return json.loads(text)
+    except json.JSONDecodeError as exc:
+        raise InvalidInput(f"payload: not valid JSON ({exc.msg} at char {exc.pos})") from None
+    except RecursionError:
+        raise InvalidInput(f"payload: {_TOO_DEEP}") from None
+    except ValueError:
+        # The one other ValueError of json.loads: int()'s limit on digits (sys.int_info).
+        raise InvalidInput("payload: a number has too many digits") from None
+
+
+def check_payload(payload: Any, field: str = "payload") -> None:
+    """Refuse what PostgreSQL's jsonb cannot store: a NUL or a lone surrogate in any key
+    or string, NaN or an infinity (Python's json reads ``NaN``, ``Infinity``, ``1e400``)."""
+    for _, node in _json_nodes(payload):
+        if isinstance(node, str):
+            check_text(node, field)
+        elif isinstance(node, float) and not math.isfinite(node):
+            raise InvalidInput(f"{field}: numbers must be finite (no NaN, Infinity or 1e400)")
+
+
+def check_text(text: str, field: str) -> None:
+    """Refuse text PostgreSQL cannot store; ``InvalidInput`` names ``field``."""
+    # PostgreSQL text and jsonb have no NUL, and its UTF-8 has no lone surrogates
+    # (which Python's json reads from "\ud800" and argv holds for undecodable bytes).
+    if "\x00" in text:
+        raise InvalidInput(f"{field}: text may not contain NUL characters")
+    try:
+        text.encode("utf-8")
+    except UnicodeEncodeError:
+        raise InvalidInput(
+            f"{field}: text may not contain lone surrogates (\\ud800-\\udfff unpaired)"
+        ) from None
 
 
 def describe_validation_error(exc: ValidationError) -> str:
@@ -65,8 +140,37 @@ def describe_validation_error(exc: ValidationError) -> str:
 
 
 def parse_job_request(data: dict[str, Any]) -> NewJob:
-    """Validate a submitted job; ``InvalidInput`` names the fields that are wrong."""
+    """Validate a submitted job (both stages); ``InvalidInput`` names the fields that are wrong."""
     try:
-        return JobRequest.model_validate(data).to_new_job()
+        request = JobRequest.model_validate(data)
     except ValidationError as exc:
         raise InvalidInput(describe_validation_error(exc)) from None
+    return request.to_new_job()
+
+
+def _json_nodes(value: Any) -> Iterator[tuple[int, Any]]:
+    """Every value and object key of a JSON tree with its depth: the tree is 1, the
+    values in it 2, and so on; a key has its object's depth.
+
+    A loop, not recursion: the point is to look at trees too deep to recurse into.
+    """
+    stack: list[tuple[int, Any]] = [(1, value)]
+    while stack:
+        depth, node = stack.pop()
+        yield depth, node
+        if isinstance(node, dict):
+            stack.extend((depth, key) for key in node)
+            stack.extend((depth + 1, child) for child in node.values())
+        elif isinstance(node, list):
+            stack.extend((depth + 1, child) for child in node)
+
+
+def _to_utc(value: datetime | None, field: str) -> datetime | None:
+    # In UTC the zone offset cannot exceed PostgreSQL's limit (±15:59), and a time that
+    # leaves Python's calendar (years 1-9999) when moved there fails here, not in the store.
+    if value is None:
+        return None
+    try:
+        return value.astimezone(UTC)
+    except OverflowError:
+        raise InvalidInput(f"{field}: out of range") from None

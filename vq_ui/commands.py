@@ -14,10 +14,26 @@ import click
 
 from vq_core.cli.main import UsageProblem, async_command, emit_json, json_option, with_runtime
 from vq_core.runtime import Runtime, require_migrated
+from vq_core.validation import check_text
 from vq_ui.auth import users
 from vq_ui.auth.roles import Role
 
 ROLE = click.Choice([r.value for r in Role])
+BIGINT_MAX = 2**63 - 1
+
+
+def _token_ref(text: str) -> str:
+    """The argument of ``tokens revoke``, once it is sure to reach the database: digits
+    (an id to ``revoke_token``) within PostgreSQL's bigint, a name it can store."""
+    check_text(text, "ID_OR_NAME")
+    if text.isdigit():  # the test revoke_token applies to tell an id from a name
+        try:
+            number = int(text)
+        except ValueError:  # digits int() does not read, such as "²"
+            number = 0
+        if not 1 <= number <= BIGINT_MAX:
+            raise UsageProblem(f"ID_OR_NAME: a token id is 1 to {BIGINT_MAX}, not {text}")
+    return text
 
 
 def _read_password(from_stdin: bool) -> str | None:
@@ -150,7 +166,7 @@ async def tokens_list(as_json: bool) -> None:
 @async_command
 async def tokens_revoke(token: str) -> None:
     """Revoke a live token by id or name."""
-    revoked = await _call(users.revoke_token, token)
+    revoked = await _call(users.revoke_token, _token_ref(token))
     click.echo(f"revoked token {revoked.name!r} (id {revoked.id})")
 
 

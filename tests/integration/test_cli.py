@@ -21,6 +21,12 @@ def runner(dsn: str, tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> CliRunn
     return CliRunner()
 
 
+DEEP_5000 = '{"a":' * 5000 + "1" + "}" * 5000  # json and pydantic recurse: RecursionError
+DEEP_150 = '{"a":' * 75 + "[" * 75 + "1" + "]" * 75 + "}" * 75
+LONG_NUMBER = '{"q": ' + "1" * 5000 + "}"  # beyond int()'s default limit on digits
+TOO_LARGE = json.dumps({"q": "x" * 300_000})
+
+
 def invoke(runner: CliRunner, *args: str) -> tuple[int, str]:
     result = runner.invoke(cli, list(args), catch_exceptions=False)
     return result.exit_code, result.output
@@ -81,6 +87,42 @@ def test_stats_human_and_json(runner: CliRunner) -> None:
         (("jobs", "show", "not-a-uuid"), "not a job id"),
         (("jobs", "show", "00000000-0000-0000-0000-000000000000"), "no job"),
         (("jobs", "list", "--sort", "payload"), "sort"),
+        # What PostgreSQL cannot store, refused by vq_core.validation before the store:
+        (
+            ("submit", "doubt", "--payload", '{"q":"a\\u0000b"}'),
+            "payload: text may not contain NUL",
+        ),
+        (("submit", "doubt", "--payload", '{"a\\u0000":1}'), "payload: text may not contain NUL"),
+        (("submit", "doubt", "--payload", '{"q":"\\ud800"}'), "payload: text may not contain lone"),
+        (("submit", "doubt", "--payload", '{"q":"\udcff"}'), "payload: text may not contain lone"),
+        (("submit", "doubt", "--payload", '{"q": NaN}'), "payload: numbers must be finite"),
+        (("submit", "doubt", "--payload", '{"q": -Infinity}'), "payload: numbers must be finite"),
+        (("submit", "doubt", "--payload", '{"q": 1e400}'), "payload: numbers must be finite"),
+        pytest.param(
+            ("submit", "doubt", "--payload", DEEP_5000),
+            "payload: nested deeper than 100 levels",
+            id="payload-5000-deep",
+        ),
+        pytest.param(
+            ("submit", "doubt", "--payload", DEEP_150),
+            "payload: nested deeper than 100 levels",
+            id="payload-150-deep",
+        ),
+        pytest.param(
+            ("submit", "doubt", "--payload", LONG_NUMBER),
+            "payload: a number has too many digits",
+            id="payload-5000-digits",
+        ),
+        pytest.param(
+            ("submit", "doubt", "--payload", TOO_LARGE),
+            "payload is larger than 262144 bytes",
+            id="payload-300k",
+        ),
+        (("submit", "doubt", "--run-at", "9999-12-31T23:59:59-23:00"), "run_at: out of range"),
+        (("submit", "doubt", "--run-at", "0001-01-01T00:00:00+05:00"), "run_at: out of range"),
+        (("submit", "doubt", "--idempotency-key", "a\x00b"), "idempotency_key: text may not"),
+        (("submit", "doubt", "--idempotency-key", "\udcff"), "idempotency_key: Input should be"),
+        (("submit", "do\x00ubt"), "job_type: String should match"),
     ],
 )
 def test_bad_input_exits_2_with_a_message(
@@ -90,6 +132,20 @@ def test_bad_input_exits_2_with_a_message(
     assert result.exit_code == 2, result.output
     assert message in result.output
     assert "Traceback" not in result.output
+    lines = result.stderr.splitlines()
+    assert lines[-1].startswith("Error: ") and message in lines[-1]
+    assert len(lines) == 1 or lines[0].startswith("Usage:")  # click's own usage errors
+    assert result.stdout == ""
+    if args[0] == "submit":
+        assert json.loads(invoke(runner, "jobs", "list", "--json")[1])["jobs"] == []
+
+
+def test_submit_stores_run_at_in_utc(runner: CliRunner) -> None:
+    # +23:00 is valid ISO 8601 but beyond PostgreSQL's offsets (15:59): UTC it is.
+    args = ("submit", "doubt", "--run-at", "2030-01-01T00:00:00+23:00", "--json")
+    job_id = json.loads(invoke(runner, *args)[1])["id"]
+    shown = json.loads(invoke(runner, "jobs", "show", job_id, "--json")[1])
+    assert shown["run_at"] == "2029-12-31T01:00:00+00:00"
 
 
 def test_cancel_of_finished_job_is_refused(runner: CliRunner) -> None:

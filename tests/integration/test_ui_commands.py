@@ -68,6 +68,12 @@ def test_users_add_list_passwd_set(runner: CliRunner) -> None:
         (("users", "set", "ann"), "nothing to change"),
         (("users", "add", "ann", "--role", "boss"), "'boss' is not one of"),
         (("tokens", "revoke", "ghost"), "no live token 'ghost'"),
+        (("tokens", "revoke", "99999999999999999999999"), "ID_OR_NAME: a token id is 1 to"),
+        (("tokens", "revoke", str(2**63)), "ID_OR_NAME: a token id is 1 to"),
+        (("tokens", "revoke", "0"), "ID_OR_NAME: a token id is 1 to"),
+        (("tokens", "revoke", "²"), "ID_OR_NAME: a token id is 1 to"),  # isdigit, not int()
+        (("tokens", "revoke", "\udcff"), "ID_OR_NAME: text may not contain lone surrogates"),
+        (("tokens", "revoke", str(2**63 - 1)), f"no live token '{2**63 - 1}'"),
         (("tokens", "create", "a b"), "name:"),
         (("e2e", "--url", "127.0.0.1:8080", "--token", "t"), "--url: must start with http"),
     ],
@@ -79,6 +85,21 @@ def test_bad_input_exits_2_with_the_field(
     code, out = invoke(runner, *args)
     assert code == 2
     assert message in out
+
+
+def test_tokens_revoke_takes_an_id_in_bigint_range_or_a_name(runner: CliRunner) -> None:
+    code, out = invoke(runner, "tokens", "create", "ci")
+    token_id = int(out.split("(id ", 1)[1].split(")")[0])
+    invoke(runner, "tokens", "create", "bot")
+    result = runner.invoke(ui_cli(), ["tokens", "revoke", "99999999999999999999999"])
+    assert result.exit_code == 2 and "Traceback" not in result.output
+    assert result.stderr == (
+        "Error: ID_OR_NAME: a token id is 1 to 9223372036854775807, not 99999999999999999999999\n"
+    )
+    code, out = invoke(runner, "tokens", "revoke", str(token_id))
+    assert code == 0 and out.strip() == f"revoked token 'ci' (id {token_id})"
+    code, out = invoke(runner, "tokens", "revoke", "bot")
+    assert code == 0 and "revoked token 'bot'" in out
 
 
 def test_an_empty_stdin_password_is_refused(runner: CliRunner) -> None:

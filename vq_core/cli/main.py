@@ -23,7 +23,7 @@ from vq_core.logs import setup_logging
 from vq_core.models import Job, JobFilter, JobStatus, Priority
 from vq_core.plugins import collect_services, make_plugin_manager
 from vq_core.runtime import DatabaseUnavailable, Runtime, open_runtime, run_coroutine, serve
-from vq_core.validation import parse_job_request
+from vq_core.validation import parse_job_request, parse_payload
 
 P = ParamSpec("P")
 T = TypeVar("T")
@@ -192,11 +192,11 @@ async def submit(
     as_json: bool,
 ) -> None:
     """Submit one job, e.g. ``vq submit doubt --payload '{"question": "..."}'``."""
-    try:
-        data = json.loads(payload)
-    except json.JSONDecodeError as exc:
-        raise InvalidInput(f"payload: not valid JSON ({exc.msg} at char {exc.pos})") from None
-    request: dict[str, Any] = {"job_type": job_type, "payload": data, "priority": priority.lower()}
+    request: dict[str, Any] = {
+        "job_type": job_type,
+        "payload": parse_payload(payload),
+        "priority": priority.lower(),
+    }
     for key, value in (
         ("run_at", run_at),
         ("max_retries", max_retries),
