@@ -13,7 +13,7 @@ CREATE TYPE vq.job_status AS ENUM (
     'cancelled'
 );
 
-CREATE FUNCTION vq.notify_jobs_inserted() RETURNS trigger
+CREATE FUNCTION vq.notify_jobs_ready() RETURNS trigger
     LANGUAGE plpgsql
     AS $$
 BEGIN
@@ -247,5 +247,7 @@ CREATE INDEX login_failures_at_idx ON vq.login_failures USING btree (at);
 
 CREATE INDEX login_failures_key_idx ON vq.login_failures USING btree (username, ip, at);
 
-CREATE TRIGGER jobs_notify_insert AFTER INSERT ON vq.jobs FOR EACH STATEMENT EXECUTE FUNCTION vq.notify_jobs_inserted();
+CREATE TRIGGER jobs_notify_insert AFTER INSERT ON vq.jobs FOR EACH STATEMENT EXECUTE FUNCTION vq.notify_jobs_ready();
+
+CREATE TRIGGER jobs_notify_ready AFTER UPDATE OF status, run_at ON vq.jobs FOR EACH ROW WHEN (((new.status = 'queued'::vq.job_status) AND (new.run_at <= now()) AND ((old.status <> 'queued'::vq.job_status) OR (old.run_at > now())))) EXECUTE FUNCTION vq.notify_jobs_ready();
 
