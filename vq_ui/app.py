@@ -16,7 +16,7 @@ from fastapi.staticfiles import StaticFiles
 from vq_core import __version__
 from vq_core.config import Settings
 from vq_core.store import Store
-from vq_ui.api import accounts as api_admin
+from vq_ui.api import accounts
 from vq_ui.api import jobs as api
 from vq_ui.api.errors import install_error_handlers
 from vq_ui.auth import access as auth
@@ -51,7 +51,7 @@ def create_app(
     install_error_handlers(app)
     auth.install(app, settings, store, session_secret)
     app.include_router(api.router)
-    app.include_router(api_admin.router)
+    app.include_router(accounts.router)
     media = settings.resolved_media_dir
     media.mkdir(parents=True, exist_ok=True)
     # Public on purpose: clients of the platform fetch result videos by URL.

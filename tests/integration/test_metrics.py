@@ -10,6 +10,7 @@ import pytest
 from prometheus_client import REGISTRY, generate_latest
 from support.helpers import ScriptedService, eventually, running_worker
 
+from vq_core import metrics as queue_metrics
 from vq_core.alerts.engine import AlertEngine
 from vq_core.config import Settings
 from vq_core.errors import ServiceError
@@ -17,7 +18,6 @@ from vq_core.logs import JsonFormatter
 from vq_core.models import ErrorCategory, JobStatus, NewJob
 from vq_core.plugins import make_plugin_manager
 from vq_core.store import Store
-from vq_plugins.observers import metrics
 
 
 def sample(name: str, **labels: str) -> float:
@@ -110,7 +110,7 @@ async def test_database_gauges(store: Store, settings: Settings) -> None:
         update={"alerts": settings.alerts.model_copy(update={"depth_thresholds": {job_type: 1}})}
     )
     await AlertEngine(store, strict, []).tick()
-    await metrics.refresh_queue_gauges(store)
+    await queue_metrics.refresh(store)
     assert sample("vq_queue_ready_by_type", job_type=job_type) == 4
     assert sample("vq_queue_oldest_wait_seconds_by_type", job_type=job_type) >= 0
     assert sample("vq_alerts_firing", rule="queue_depth") == 1

@@ -55,3 +55,32 @@ def test_the_path_finder_sees_code_spans_and_links(tmp_path: Path) -> None:
     assert any(p.startswith("vq_core/") for p in found), found
     assert not exists("vq_core/no_such_module.py")
     assert exists("vq_core/sql/migrations/NNNN_*.sql")
+
+
+def map_modules(doc: Path) -> set[str]:
+    """The module paths of the tree under "## The map", from its indentation."""
+    text = doc.read_text(encoding="utf-8")
+    block = text.split("## The map", 1)[1].split("```", 2)[1]
+    stack: list[str] = []
+    paths = set()
+    for line in block.splitlines():
+        if not line.strip():
+            continue
+        depth = (len(line) - len(line.lstrip(" "))) // 4
+        name = line.split()[0]
+        stack[depth:] = [name.rstrip("/")]
+        if name.endswith(".py"):
+            paths.add("/".join(stack))
+    return paths
+
+
+def test_the_architecture_map_lists_every_module() -> None:
+    modules = {
+        str(p.relative_to(ROOT))
+        for package in ("vq_core", "vq_plugins", "vq_ui")
+        for p in (ROOT / package).rglob("*.py")
+        if p.name != "__init__.py"
+    }
+    listed = map_modules(ROOT / "docs" / "architecture.md")
+    assert not modules - listed, f"docs/architecture.md does not list {sorted(modules - listed)}"
+    assert not listed - modules, f"docs/architecture.md lists missing {sorted(listed - modules)}"

@@ -1,0 +1,1 @@
+"""The ``vq`` command line: commands (``main``) and their human output (``output``)."""

@@ -1,0 +1,1 @@
+"""Observers of job events: Prometheus counters and the job log."""

@@ -1,28 +1,20 @@
-"""The ``metrics`` plugin: Prometheus metrics of the jobs this process runs, and the
-database gauges the other ``/metrics`` gauges leave out.
+"""The ``metrics`` plugin: Prometheus counters and histograms of the jobs this process runs.
 
-Counters and histograms live in prometheus-client's default registry, fed by
-``vq_job_event``; they describe this process's worker (each worker process has
-its own, as usual with Prometheus: scrape each, or sum them). The gauges read
-from the database (alerts firing, per-type depth and wait) are the same from any
-process; ``await refresh_queue_gauges(store)`` before rendering the registry.
+They live in prometheus-client's default registry, fed by ``vq_job_event``, and
+describe this process's worker (each worker process has its own, as usual with
+Prometheus: scrape each, or sum them). The database-wide gauges are not here: the
+core's one collector (``vq_core/metrics.py``) reads them at scrape time.
 """
 
 from __future__ import annotations
 
-import threading
 import uuid
-from collections.abc import Callable, Iterator
+from collections.abc import Callable
 from typing import Any
 
-from prometheus_client import REGISTRY, Counter, Histogram
-from prometheus_client.core import GaugeMetricFamily, Metric
-from prometheus_client.registry import Collector
+from prometheus_client import Counter, Histogram
 
 from vq_core import hookimpl
-from vq_core.alerts.rules import RULES
-from vq_core.store import Store
-from vq_core.store import alerts as alert_store
 
 # Renders take from seconds to ten minutes; no-op jobs take milliseconds.
 DURATION_BUCKETS = (0.01, 0.05, 0.1, 0.5, 1, 2.5, 5, 10, 30, 60, 120, 300, 600, 1200, 3600)
@@ -127,59 +119,3 @@ def vq_job_event(job_id: uuid.UUID, event: str, details: dict[str, Any]) -> None
     if handler is None:
         handler = _handlers[key] = _handler_for(*key)
     handler(details)
-
-
-# -- gauges read from the database ----------------------------------------------------
-
-
-class QueueAlertCollector(Collector):
-    """Alerts firing by rule, and per-type depth and wait, from the last refresh."""
-
-    def __init__(self) -> None:
-        self.firing: dict[str, int] | None = None
-        self.queues: list[alert_store.QueueReading] = []
-
-    def collect(self) -> Iterator[Metric]:
-        """The gauges (nothing before the first refresh)."""
-        if self.firing is None:
-            return
-        firing = GaugeMetricFamily("vq_alerts_firing", "Alerts firing, by rule.", labels=["rule"])
-        for rule in sorted(set(RULES) | set(self.firing)):
-            firing.add_metric([rule], self.firing.get(rule, 0))
-        yield firing
-        ready = GaugeMetricFamily(
-            "vq_queue_ready_by_type", "Queued jobs ready to run now, by type.", labels=["job_type"]
-        )
-        wait = GaugeMetricFamily(
-            "vq_queue_oldest_wait_seconds_by_type",
-            "How long the oldest ready job of each type has waited.",
-            labels=["job_type"],
-        )
-        for q in self.queues:
-            ready.add_metric([q.job_type], q.ready)
-            wait.add_metric([q.job_type], q.oldest_wait_s or 0.0)
-        yield ready
-        yield wait
-
-
-_collector = QueueAlertCollector()
-_registered = False
-_lock = threading.Lock()
-
-
-def register_queue_collector() -> QueueAlertCollector:
-    """Register the database gauges in the default registry (once per process)."""
-    global _registered
-    with _lock:
-        if not _registered:
-            REGISTRY.register(_collector)
-            _registered = True
-    return _collector
-
-
-async def refresh_queue_gauges(store: Store) -> None:
-    """Re-read the database gauges; call before rendering the registry."""
-    collector = register_queue_collector()
-    firing = await alert_store.count_firing(store)
-    queues = await alert_store.read_queue(store)
-    collector.firing, collector.queues = firing, queues

@@ -1,0 +1,1 @@
+"""The admin page at ``/queue``: one module per part of the page."""

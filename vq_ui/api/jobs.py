@@ -8,21 +8,18 @@ operator (see ``vq_ui.auth.access``); ``/healthz`` and ``/readyz`` are open for 
 from __future__ import annotations
 
 import asyncio
-import json
 import uuid
-from datetime import UTC
 from typing import Annotated, Any, Literal
 
-import asyncpg
 from fastapi import APIRouter, Body, Depends, Header, HTTPException, Query, Request, Response
 from fastapi.responses import JSONResponse
 
-from vq_core.db import migrations
+from vq_core import db
 from vq_core.errors import InvalidInput
+from vq_core.metrics import render_metrics
 from vq_core.models import JobFilter, JobStatus, NewJob, Priority
 from vq_core.store import Store
 from vq_core.validation import JobRequest, PriorityName
-from vq_ui.api.metrics import render_metrics
 from vq_ui.auth.access import User, auth_state, current_user, require
 
 MAX_BATCH = 1000
@@ -48,24 +45,6 @@ _ERRORS: dict[int | str, dict[str, Any]] = {
 
 
 # -- submitting ---------------------------------------------------------------------
-
-
-def _to_new_job(req: JobRequest, field: str) -> NewJob:
-    """Checks pydantic cannot express, with the field named; then the store's form."""
-    try:
-        text = json.dumps(req.payload, allow_nan=False)
-    except ValueError:
-        raise InvalidInput(f"{field}payload: NaN and Infinity are not JSON") from None
-    if "\\u0000" in text:
-        raise InvalidInput(f"{field}payload: text may not contain NUL characters")
-    if req.idempotency_key is not None and "\x00" in req.idempotency_key:
-        raise InvalidInput(f"{field}idempotency_key: may not contain NUL characters")
-    if req.run_at is not None:
-        try:
-            req.run_at.astimezone(UTC)
-        except OverflowError:
-            raise InvalidInput(f"{field}run_at: out of range") from None
-    return req.to_new_job()
 
 
 def _with_header_key(job: NewJob, key: str | None, suffix: str) -> NewJob:
@@ -97,13 +76,13 @@ async def submit_jobs(
         if not 1 <= len(body) <= MAX_BATCH:
             raise InvalidInput(f"body: send between 1 and {MAX_BATCH} jobs")
         jobs = [
-            _with_header_key(_to_new_job(r, f"{i}."), idempotency_key, f"#{i}")
+            _with_header_key(r.to_new_job(f"{i}."), idempotency_key, f"#{i}")
             for i, r in enumerate(body)
         ]
     else:
         if idempotency_key and body.idempotency_key not in (None, idempotency_key):
             raise InvalidInput("Idempotency-Key: differs from the body's idempotency_key")
-        jobs = [_with_header_key(_to_new_job(body, ""), idempotency_key, "")]
+        jobs = [_with_header_key(body.to_new_job(), idempotency_key, "")]
     answers = await store.enqueue_many(jobs)
     if not any(a.created for a in answers):
         response.status_code = 200
@@ -139,7 +118,7 @@ async def list_jobs(
     )
     try:
         page = await store.list_jobs(filters, sort=sort, cursor=cursor, limit=limit)
-    except asyncpg.DataError:
+    except db.DataError:
         # The cursor decoded but its value does not fit this sort (another sort's cursor).
         raise InvalidInput("cursor: not a cursor of this sort order") from None
     return {"jobs": [j.to_dict() for j in page.jobs], "next_cursor": page.next_cursor}
@@ -213,9 +192,8 @@ async def readyz(store: StoreDep) -> JSONResponse:
     """Ready to serve: the database answers and no migration is pending (no auth)."""
     try:
         async with asyncio.timeout(5):
-            async with store.pool.acquire() as conn:
-                pending = await migrations.pending_migrations(conn)
-    except (OSError, TimeoutError, asyncpg.PostgresError, asyncpg.InterfaceError) as exc:
+            pending = await store.pending_migrations()
+    except db.DB_ERRORS as exc:  # the timeout too: TimeoutError is an OSError
         reason = f"database unreachable: {type(exc).__name__}: {exc}"
         return JSONResponse({"status": "not ready", "reason": reason}, status_code=503)
     if pending:

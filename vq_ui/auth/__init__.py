@@ -1,0 +1,1 @@
+"""Who is asking and what they may do: roles, users and tokens, sessions and the login flow."""
