@@ -139,7 +139,7 @@ def _deep(levels: int) -> str:
     return '{"a":' * levels + "1" + "}" * levels
 
 
-UNSTORABLE: list[Any] = [
+UNSTORABLE: list[tuple[str, int, str]] = [
     # (raw JSON of one job, status, start of detail); FastAPI reads the body with json,
     # so these arrive as Python's json makes them: NUL, lone surrogates, NaN, inf.
     ('{"job_type": "doubt", "payload": {"q": "a\\u0000b"}}', 400, "payload: text may not"),
@@ -153,19 +153,9 @@ UNSTORABLE: list[Any] = [
     ('{"job_type": "doubt", "idempotency_key": "a\\u0000"}', 400, "idempotency_key: text"),
     ('{"job_type": "doubt", "idempotency_key": "\\ud800"}', 422, "idempotency_key: Input"),
     ('{"job_type": "do\\u0000ubt"}', 422, "job_type: String should match"),
-    pytest.param(
-        '{"job_type": "doubt", "payload": ' + _deep(150) + "}",
-        422,
-        "payload: nested deeper than 100 levels",
-        id="payload-150-deep",
-    ),
+    ('{"job_type": "doubt", "payload": ' + _deep(150) + "}", 422, "payload: nested deeper"),
     # Too deep for json itself: FastAPI's own answer, which names no field.
-    pytest.param(
-        '{"job_type": "doubt", "payload": ' + _deep(5000) + "}",
-        400,
-        "There was an error parsing the body",
-        id="payload-5000-deep",
-    ),
+    ('{"job_type": "doubt", "payload": ' + _deep(5000) + "}", 400, "There was an error parsing"),
 ]
 
 
@@ -175,23 +165,19 @@ async def _stored(client: httpx.AsyncClient, tokens: dict[str, str]) -> list[Any
     return jobs
 
 
-@pytest.mark.parametrize("batch", [False, True], ids=["one", "batch"])
-@pytest.mark.parametrize(("raw", "status", "detail"), UNSTORABLE)
 async def test_what_postgresql_cannot_store_is_refused_and_nothing_is_stored(
-    client: httpx.AsyncClient,
-    tokens: dict[str, str],
-    raw: str,
-    status: int,
-    detail: str,
-    batch: bool,
+    client: httpx.AsyncClient, tokens: dict[str, str], subtests: pytest.Subtests
 ) -> None:
-    if batch:  # a good job first: the batch is refused whole, its bad item named
-        raw = f'[{{"job_type": "doubt"}}, {raw}]'
-        detail = detail if detail.startswith("There") else f"1.{detail}"
     headers = {**bearer(tokens["operator"]), "content-type": "application/json"}
-    r = await client.post(JOBS, content=raw.encode(), headers=headers)
-    assert r.status_code == status, r.text
-    assert r.json()["detail"].startswith(detail)
+    for one, status, detail in UNSTORABLE:
+        # In a batch, a good job comes first: the batch is refused whole, its bad item named.
+        batch = f'[{{"job_type": "doubt"}}, {one}]'
+        in_batch = detail if detail.startswith("There") else f"1.{detail}"
+        for raw, expected in ((one, detail), (batch, in_batch)):
+            with subtests.test(body=raw[:60]):
+                r = await client.post(JOBS, content=raw.encode(), headers=headers)
+                assert r.status_code == status, r.text
+                assert r.json()["detail"].startswith(expected)
     assert await _stored(client, tokens) == []
 
 

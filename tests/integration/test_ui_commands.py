@@ -59,9 +59,8 @@ def test_users_add_list_passwd_set(runner: CliRunner) -> None:
     assert code == 0 and out.strip() == "bob: operator, disabled"
 
 
-@pytest.mark.parametrize(
-    ("args", "message"),
-    [
+# Each (arguments, what the error says); they change nothing, so they share a database.
+BAD_INPUT = [
         (("users", "add", "a b"), "username:"),
         (("users", "passwd", "nobody"), "no user named 'nobody'"),
         (("users", "set", "nobody", "--role", "viewer"), "no user named 'nobody'"),
@@ -76,15 +75,16 @@ def test_users_add_list_passwd_set(runner: CliRunner) -> None:
         (("tokens", "revoke", str(2**63 - 1)), f"no live token '{2**63 - 1}'"),
         (("tokens", "create", "a b"), "name:"),
         (("e2e", "--url", "127.0.0.1:8080", "--token", "t"), "--url: must start with http"),
-    ],
-)
-def test_bad_input_exits_2_with_the_field(
-    runner: CliRunner, args: tuple[str, ...], message: str
-) -> None:
+    ]
+
+
+def test_bad_input_exits_2_with_the_field(runner: CliRunner, subtests: pytest.Subtests) -> None:
     invoke(runner, "users", "add", "ann")
-    code, out = invoke(runner, *args)
-    assert code == 2
-    assert message in out
+    for args, message in BAD_INPUT:
+        with subtests.test(args=" ".join(args)):
+            code, out = invoke(runner, *args)
+            assert code == 2
+            assert message in out
 
 
 def test_tokens_revoke_takes_an_id_in_bigint_range_or_a_name(runner: CliRunner) -> None:
