@@ -64,8 +64,10 @@ async def _admin(server: str, statement: str) -> None:
 
 
 @pytest.fixture(scope="session")
-def template_db(server_dsn: str, worker_id: str) -> Iterator[str]:
-    """A database migrated once per xdist worker, cloned by every test."""
+def template_db(server_dsn: str, request: pytest.FixtureRequest) -> Iterator[str]:
+    """A database migrated once per xdist worker (or per plain pytest run), cloned by
+    every test."""
+    worker_id = getattr(request.config, "workerinput", {}).get("workerid", "main")
     name = f"vq_tpl_{worker_id}_{os.getpid()}"
 
     async def build() -> None:

@@ -148,7 +148,7 @@ async def test_three_failures_in_a_row_fire_and_a_success_resolves(
 async def test_oldest_queued_and_failure_rate(
     store: Store, settings: Settings, receiver: HttpReceiver
 ) -> None:
-    cfg = with_alerts(settings, oldest_queued_s=0.2, failure_min_jobs=4, failure_rate=0.5)
+    cfg = with_alerts(settings, oldest_queued_s=600, failure_min_jobs=4, failure_rate=0.5)
     engine = AlertEngine(store, cfg, [WebhookSink(receiver.url)])
     await store.register_worker("w2", "host", 1, 4, ["render"], 30)
     jobs = await store.enqueue_many([NewJob("render") for _ in range(4)])
@@ -158,18 +158,24 @@ async def test_oldest_queued_and_failure_rate(
     for job in jobs[:3]:
         await store.fail("w2", job.id, error, None)
     await store.complete_many("w2", [(jobs[3].id, {})])
-    await store.enqueue(NewJob("waiting"))
-    await eventually(lambda: _has_key(engine, receiver, "oldest_queued:waiting"))
+    # Twenty minutes in the queue, against a limit of ten; "fresh" has just arrived.
+    old = await store.enqueue(NewJob("waiting"))
+    await store.pool.execute(
+        "UPDATE vq.jobs SET created_at = now() - interval '20 minutes',"
+        " run_at = now() - interval '20 minutes' WHERE id = $1",
+        old.id,
+    )
+    await store.enqueue(NewJob("fresh"))
+    sent = await engine.tick()
+    assert sorted(a.key for a in sent) == ["failure_rate:render", "oldest_queued:waiting"]
+    waited = next(p for p in receiver.posts if p["key"] == "oldest_queued:waiting")
+    assert 1200 <= waited["details"]["oldest_wait_s"] < 1260
+    assert waited["details"]["limit_s"] == 600 and waited["details"]["ready"] == 1
     assert "failure_rate:render" in receiver.alert_keys("firing")
     rate = next(p for p in receiver.posts if p["key"] == "failure_rate:render")
     assert rate["details"]["failed"] == 3 and rate["details"]["completed"] == 1
     # The success after the failures reset the worker's streak.
     assert "worker_failures:w2" not in receiver.alert_keys()
-
-
-async def _has_key(engine: AlertEngine, receiver: HttpReceiver, key: str) -> bool:
-    await engine.tick()
-    return key in receiver.alert_keys("firing")
 
 
 async def test_a_scheduled_job_is_not_waiting(

@@ -37,6 +37,7 @@ class HealthChecks:
             types = sorted(t for t, s in routes.items() if s == name)
             healthy, detail = await self._probe(service)
             was_healthy = name not in self.router.unhealthy
+            was_usable = self.router.usable(name)
             self.router.set_health(name, healthy, detail)
             if healthy != was_healthy:
                 log.warning(
@@ -45,8 +46,10 @@ class HealthChecks:
                     "healthy" if healthy else "unhealthy",
                     f": {detail}" if detail else "",
                 )
-                if healthy:
-                    self._wake()
+            # A passing check also closes an open circuit: its jobs may start now, not
+            # at the next poll tick.
+            if healthy and not was_usable:
+                self._wake()
             await self.store.record_service_health(name, healthy, detail, types)
 
     async def _probe(self, service: VideoService) -> tuple[bool, str | None]:

@@ -70,20 +70,25 @@ class Router:
     def service_for(self, job_type: str) -> VideoService | None:
         """The service that renders ``job_type`` here, if any."""
         name = self.routes().get(job_type)
-        return self.services.get(name) if name else None
+        # Mutating the guard is equivalent: services.get(None) is None as well.
+        return self.services.get(name) if name else None  # pragma: no mutate
 
     def claimable_types(self) -> list[str]:
         """Types this worker may claim now: routed, service usable, not paused."""
-        now = time.monotonic()
         out = []
         for job_type, service in self.routes().items():
             config = self.queue_config.get(job_type)
             if config is not None and config.paused:
                 continue
-            if service in self.unhealthy or self._open_until.get(service, 0) > now:
+            if not self.usable(service):
                 continue
             out.append(job_type)
         return sorted(out)
+
+    def usable(self, service: str) -> bool:
+        """Whether a service may be given jobs now: healthy and its circuit closed."""
+        closed = self._open_until.get(service, 0) <= time.monotonic()
+        return closed and service not in self.unhealthy
 
     def timeout_for(self, job_type: str, default: float) -> float:
         """Seconds a job of this type may run."""
