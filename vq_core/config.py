@@ -6,6 +6,7 @@ import os
 from pathlib import Path
 from typing import Any, Literal
 
+import httpx
 import platformdirs
 from pydantic import (
     BaseModel,
@@ -21,6 +22,8 @@ from pydantic_settings import (
     SettingsConfigDict,
     TomlConfigSettingsSource,
 )
+
+from vq_core.video_service import url_origin
 
 
 class ConfigError(Exception):
@@ -72,6 +75,22 @@ class Settings(BaseSettings):
     data_dir: Path = Field(default_factory=default_data_dir)
     pool_min_size: int = Field(default=2, ge=1)
     pool_max_size: int = Field(default=10, ge=1)
+    db_connect_timeout: float = Field(
+        default=10.0, gt=0, description="seconds to open a database connection"
+    )
+    db_statement_timeout: float = Field(
+        default=60.0, gt=0, description="seconds a statement may take before it is cancelled"
+    )
+    # The kernel's limits on TCP_KEEPIDLE/TCP_KEEPINTVL (32767) and TCP_KEEPCNT (127).
+    db_keepalives_idle: int = Field(
+        default=30, ge=1, le=32767, description="idle seconds before TCP keepalive probes"
+    )
+    db_keepalives_interval: int = Field(
+        default=10, ge=1, le=32767, description="seconds between TCP keepalive probes"
+    )
+    db_keepalives_count: int = Field(
+        default=3, ge=1, le=127, description="unanswered probes before the connection is dropped"
+    )
 
     concurrency: int = Field(default=10, ge=1, le=10_000)
     lease_seconds: float = Field(default=30.0, gt=1)
@@ -79,11 +98,21 @@ class Settings(BaseSettings):
     lease_recovery_interval: float = Field(default=5.0, gt=0)
     heartbeat_interval: float = Field(default=5.0, gt=0)
     shutdown_grace: float = Field(default=30.0, ge=0)
+    shutdown_db_timeout: float = Field(
+        default=10.0, gt=0, description="seconds the shutdown may spend on the database"
+    )
     default_timeout: float = Field(default=600.0, gt=0)
     default_max_retries: int = Field(default=3, ge=0)
     retry_base_delay: float = Field(default=2.0, ge=0)
     retry_max_delay: float = Field(default=600.0, ge=0)
     verify_timeout: float = Field(default=10.0, gt=0)
+    video_origins: list[str] = Field(
+        default_factory=list,
+        description="origins a video URL may point to; empty: the services' and public_url's",
+    )
+    verify_max_redirects: int = Field(
+        default=5, ge=0, description="redirects the video check follows"
+    )
     health_check_interval: float = Field(default=15.0, gt=0)
     health_check_timeout: float = Field(default=5.0, gt=0)
     breaker_threshold: int = Field(default=5, ge=1)
@@ -119,6 +148,24 @@ class Settings(BaseSettings):
         if value is not None and not value.startswith(("postgresql://", "postgres://")):
             raise ValueError("must start with postgresql:// or postgres://")
         return value or None
+
+    @field_validator("video_origins")
+    @classmethod
+    def _origins(cls, value: list[str]) -> list[str]:
+        origins = []
+        for entry in value:
+            try:
+                origin = url_origin(entry)
+            except ValueError as exc:
+                raise ValueError(
+                    f"{entry!r} is not an origin like http://127.0.0.1:8080 ({exc})"
+                ) from None
+            # Scheme, host and port only: a path would suggest a check that is not made.
+            url = httpx.URL(entry)
+            if url.path not in ("", "/") or url.query or url.fragment or url.userinfo:
+                raise ValueError(f"{entry!r}: give only scheme, host and port, as in {origin}")
+            origins.append(origin)
+        return origins
 
     @field_validator("log_level")
     @classmethod

@@ -25,7 +25,9 @@ class ServiceError(Exception):
     """A video service call that failed, already categorised by the plugin that made it.
 
     The store keeps every field, so an operator sees which service, which call, what
-    status and the start of the body without reading logs.
+    status and the start of the body without reading logs. ``permanent`` marks a
+    failure that a retry would only repeat, whatever its category allows (a video URL
+    outside the allowed origins): the job fails at once.
     """
 
     def __init__(
@@ -38,6 +40,7 @@ class ServiceError(Exception):
         status_code: int | None = None,
         body_excerpt: str | None = None,
         retry_after: float | None = None,
+        permanent: bool = False,
     ) -> None:
         super().__init__(message)
         self.category = category
@@ -47,6 +50,7 @@ class ServiceError(Exception):
         self.status_code = status_code
         self.body_excerpt = body_excerpt
         self.retry_after = retry_after
+        self.permanent = permanent
 
     def details(self) -> dict[str, Any]:
         """The service-specific fields, without empty ones."""

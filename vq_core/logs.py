@@ -8,6 +8,8 @@ import sys
 from datetime import UTC, datetime
 from typing import Any
 
+from vq_core.redact import redact_urls
+
 # Attributes every LogRecord has; anything else was passed in ``extra=`` and is kept.
 _STANDARD = set(vars(logging.makeLogRecord({}))) | {"message", "asctime"}
 
@@ -27,13 +29,39 @@ class JsonFormatter(logging.Formatter):
             if key not in _STANDARD:
                 data[key] = value
         if record.exc_info:
-            data["exc"] = self.formatException(record.exc_info)
+            # The cached text, as logging.Formatter uses it: RedactUrls may have set it.
+            if not record.exc_text:
+                record.exc_text = self.formatException(record.exc_info)
+            data["exc"] = record.exc_text
         return json.dumps(data, default=str)
+
+
+class RedactUrls(logging.Filter):
+    """Replaces the credentials of URLs (``http://user:pw@host``) in every line, its
+    ``extra=`` fields and its traceback: video URLs reach the log from vq's own lines and
+    from libraries' (httpx logs each request's URL at INFO)."""
+
+    def filter(self, record: logging.LogRecord) -> bool:
+        """Redact ``record`` in place; never drops it."""
+        try:
+            message = record.getMessage()
+        except (TypeError, ValueError):
+            return True  # a malformed call: the handler reports it as logging does
+        clean = redact_urls(message)
+        if clean != message:
+            record.msg, record.args = clean, None
+        for key, value in list(vars(record).items()):
+            if key not in _STANDARD and isinstance(value, str):
+                setattr(record, key, redact_urls(value))
+        if record.exc_info and not record.exc_text:
+            record.exc_text = redact_urls(logging.Formatter().formatException(record.exc_info))
+        return True
 
 
 def setup_logging(level: str = "INFO", as_json: bool = False) -> None:
     """Configure the root logger once for a vq process."""
     handler = logging.StreamHandler(sys.stderr)
+    handler.addFilter(RedactUrls())
     if as_json:
         handler.setFormatter(JsonFormatter())
     else:

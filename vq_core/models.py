@@ -175,7 +175,10 @@ class JobPage:
 
 @dataclass(frozen=True)
 class QueueConfig:
-    """A row of ``vq.job_queue_config``."""
+    """A row of ``vq.job_queue_config``. ``vq_core.validation.check_queue_config`` checks
+    one before it is stored (``Store.set_queue_config`` calls it). Rows read back are
+    not checked again: reading must not fail, and the schema already refuses a
+    timeout, retry limit or cap out of range."""
 
     job_type: str
     max_retries: int = 3

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
+import dataclasses
 import logging
 import signal
 from collections.abc import AsyncIterator, Coroutine, Iterable
@@ -13,8 +14,10 @@ from typing import Any, TypeVar
 from vq_core import db
 from vq_core.config import ConfigError, Settings
 from vq_core.db import migrations
+from vq_core.db.embedded import EmbeddedError, hold_embedded
 from vq_core.plugins import PluginManager, collect_services, make_plugin_manager
 from vq_core.store import Store
+from vq_core.web_server import WebServer
 from vq_core.worker.process import Worker
 
 log = logging.getLogger("vq")
@@ -33,6 +36,9 @@ class Runtime:
     dsn: str
     store: Store
     pm: PluginManager
+    #: Event-loop time by which the pool must be closed when the runtime ends (a
+    #: worker's shutdown deadline); None: ``shutdown_db_timeout`` from then.
+    close_by: float | None = None
 
 
 @contextlib.asynccontextmanager
@@ -41,24 +47,62 @@ async def open_runtime(
 ) -> AsyncIterator[Runtime]:
     """Connect (starting the embedded server if needed), optionally migrate, load plugins."""
     pm = make_plugin_manager(settings, plugins)
-    dsn = await db.resolve_dsn(settings)
+    try:
+        dsn = await db.resolve_dsn(settings)
+    except EmbeddedError as exc:
+        raise DatabaseUnavailable(str(exc)) from None
+    options = db.connect_options(settings)
     try:
         if migrate:
-            conn = await db.connect(dsn)
+            # No statement timeout: building an index on a large table may rightly
+            # take longer than any statement of the running queue.
+            conn = await db.connect(dsn, dataclasses.replace(options, statement_timeout=None))
             try:
                 applied = await migrations.migrate(conn)
             finally:
                 await conn.close()
             for m in applied:
                 log.info("applied migration %04d_%s", m.version, m.name)
-        pool = await db.create_pool(dsn, settings.pool_min_size, settings.pool_max_size)
+        pool = await db.create_pool(dsn, settings.pool_min_size, settings.pool_max_size, options)
     except db.CONNECT_ERRORS as exc:
-        raise DatabaseUnavailable(f"cannot use the database: {exc}") from None
+        reason = str(exc) or f"no answer within {settings.db_connect_timeout:g}s"
+        raise DatabaseUnavailable(f"cannot use the database: {reason}") from None
     store = Store(pool, settings.default_max_retries)
+    runtime = Runtime(settings, dsn, store, pm)
     try:
-        yield Runtime(settings, dsn, store, pm)
+        yield runtime
     finally:
-        await store.close()
+        loop = asyncio.get_running_loop()
+        close_by = runtime.close_by
+        if close_by is None:
+            close_by = loop.time() + settings.shutdown_db_timeout
+        if not await db.close_pool(pool, close_by - loop.time()):
+            log.warning("the database did not answer in time; its connections were dropped")
+
+
+@contextlib.asynccontextmanager
+async def _hold_database(settings: Settings) -> AsyncIterator[None]:
+    """Hold the embedded server (when no ``database_url`` is set) while the block runs.
+
+    On the way out, whatever ends the block (a signal's graceful stop, an error), the server
+    is stopped unless another ``vq run`` or ``vq worker`` still holds it, so it does not
+    outlive this process.
+    """
+    if settings.database_url:
+        yield
+        return
+    try:
+        server = await asyncio.to_thread(hold_embedded, settings.data_dir)
+    except EmbeddedError as exc:
+        raise DatabaseUnavailable(str(exc)) from None
+    try:
+        yield
+    finally:
+        try:
+            if await asyncio.to_thread(server.release):
+                log.info("stopped the embedded PostgreSQL in %s", server.data_dir)
+        except EmbeddedError as exc:
+            log.error("%s", exc)
 
 
 async def require_migrated(runtime: Runtime) -> None:
@@ -106,25 +150,38 @@ async def serve(
     """Run a worker (and, for ``vq run``, the web server) until stopped."""
     stop = stop or asyncio.Event()
     install_signal_handlers(stop)
-    async with open_runtime(settings, plugins, migrate=migrate) as rt:
+    async with _hold_database(settings), open_runtime(settings, plugins, migrate=migrate) as rt:
         await require_migrated(rt)
         services = collect_services(rt.pm, settings)
         if not services:
             raise ConfigError("no video service is registered; check your plugins")
+        # The web server binds its port now, before the worker starts: a busy port ends
+        # start-up with one line instead of a worker left running without its page.
+        server = _web_server(rt, settings) if web else None
         worker = Worker(rt.store, settings, rt.pm, services, rt.dsn)
         tasks = [asyncio.create_task(worker.run(stop), name="vq-worker")]
-        if web:
-            server = rt.pm.hook.vq_web_server(settings=settings, store=rt.store)
-            if server is None:
-                log.warning("no web server plugin installed (pip install 'vq[ui]')")
-            else:
-                tasks.append(asyncio.create_task(server.serve(stop), name="vq-web"))
-                print(f"vq admin page: {server.url}/queue", flush=True)
+        if server is not None:
+            tasks.append(asyncio.create_task(server.serve(stop), name="vq-web"))
+            print(f"vq admin page: {server.url}/queue", flush=True)
         try:
             await _until_first_exit(tasks, stop)
         finally:
             stop.set()
             await asyncio.gather(*tasks, return_exceptions=True)
+            rt.close_by = worker.shutdown_deadline
+
+
+def _web_server(rt: Runtime, settings: Settings) -> WebServer | None:
+    try:
+        server: WebServer | None = rt.pm.hook.vq_web_server(settings=settings, store=rt.store)
+    except OSError as exc:
+        raise ConfigError(
+            f"port: cannot listen on {settings.host}:{settings.port} ({exc.strerror or exc}); "
+            "choose another with --port or VQ_PORT"
+        ) from None
+    if server is None:
+        log.warning("no web server plugin installed (pip install 'vq[ui]')")
+    return server
 
 
 async def _until_first_exit(tasks: list[asyncio.Task[None]], stop: asyncio.Event) -> None:

@@ -12,21 +12,27 @@ A submission passes two stages, both here:
    API reports these as 400; both stages name the field first.
 
 ``parse_payload`` turns the CLI's payload text into the object the API would receive.
+
+Per-type configuration (``vq.job_queue_config``) is checked here too, by
+``check_queue_config``: ``Store.set_queue_config`` calls it, so every way of setting
+one (today the store's callers; an API route, a command or the page later) refuses a
+timeout that is NaN or Infinity, naming the setting.
 """
 
 from __future__ import annotations
 
+import dataclasses
 import json
 import math
 from collections.abc import Iterator
 from datetime import UTC, datetime
-from typing import Any, Literal
+from typing import Annotated, Any, Literal
 
 from pydantic import BaseModel, ConfigDict, Field, ValidationError, field_validator
 from pydantic_core import PydanticCustomError
 
 from vq_core.errors import InvalidInput
-from vq_core.models import NewJob, Priority
+from vq_core.models import NewJob, Priority, QueueConfig
 
 PriorityName = Literal["urgent", "high", "normal", "low"]
 MAX_PAYLOAD_BYTES = 256 * 1024
@@ -36,12 +42,15 @@ MAX_PAYLOAD_DEPTH = 100
 _TOO_DEEP = f"nested deeper than {MAX_PAYLOAD_DEPTH} levels"
 
 
+JobType = Annotated[str, Field(min_length=1, max_length=64, pattern=r"^[A-Za-z0-9_.:-]+$")]
+
+
 class JobRequest(BaseModel):
     """One job as a client submits it; ``to_new_job`` finishes the checks."""
 
     model_config = ConfigDict(extra="forbid")
 
-    job_type: str = Field(min_length=1, max_length=64, pattern=r"^[A-Za-z0-9_.:-]+$")
+    job_type: JobType
     priority: PriorityName = "normal"
     payload: dict[str, Any] = Field(default_factory=dict)
     run_at: datetime | None = None
@@ -88,6 +97,32 @@ class JobRequest(BaseModel):
             max_retries=self.max_retries,
             idempotency_key=self.idempotency_key,
         )
+
+
+class QueueConfigRequest(BaseModel):
+    """A job type's configuration as it may be stored; ``check_queue_config`` uses it."""
+
+    # Strict: it checks a QueueConfig made in Python, where "5" for 5 is a bug.
+    model_config = ConfigDict(extra="forbid", strict=True)
+
+    job_type: JobType
+    max_retries: int = Field(ge=0)
+    # PostgreSQL orders NaN above every number, so "> 0" alone would let it through.
+    timeout_s: float = Field(gt=0, allow_inf_nan=False)
+    service: str | None = Field(default=None, min_length=1)
+    concurrency: int | None = Field(default=None, ge=1)
+    paused: bool = False
+
+
+def check_queue_config(config: QueueConfig) -> None:
+    """Refuse a configuration a worker cannot use; ``InvalidInput`` names each bad
+    setting (``timeout_s: Input should be a finite number``)."""
+    try:
+        QueueConfigRequest.model_validate(dataclasses.asdict(config))
+    except ValidationError as exc:
+        raise InvalidInput(describe_validation_error(exc)) from None
+    if config.service is not None:
+        check_text(config.service, "service")
 
 
 def parse_payload(text: str) -> Any:

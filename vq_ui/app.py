@@ -12,10 +12,12 @@ import logging
 from fastapi import FastAPI
 from fastapi.responses import RedirectResponse
 from fastapi.staticfiles import StaticFiles
+from fastapi_offline import FastAPIOffline
 
 from vq_core import __version__
 from vq_core.config import Settings
 from vq_core.store import Store
+from vq_ui import http_guard
 from vq_ui.api import accounts
 from vq_ui.api import jobs as api
 from vq_ui.api.errors import install_error_handlers
@@ -23,6 +25,10 @@ from vq_ui.auth import access as auth
 
 log = logging.getLogger("vq.ui")
 ADMIN_PAGE_MODULE = "vq_ui.admin.page"
+DOCS_PATH = "/api/v1/docs"
+# Swagger UI's script, style and icon, served from the fastapi-offline package: the
+# docs page works offline and loads nothing from another origin.
+DOCS_ASSETS_PATH = "/api/v1/docs/assets"
 
 
 def create_app(
@@ -38,18 +44,24 @@ def create_app(
         the database on first use, which is what several instances need to share it.
     :param admin_page: add the NiceGUI page when installed (False: API and login only).
     """
-    app = FastAPI(
+    app = FastAPIOffline(
         title="vq",
         version=__version__,
         description="Job queue for video generation. See docs/api.md.",
         openapi_url="/api/v1/openapi.json",
-        docs_url="/api/v1/docs",
+        docs_url=DOCS_PATH,
         redoc_url=None,
+        static_url=DOCS_ASSETS_PATH,
+        favicon_url=f"{DOCS_ASSETS_PATH}/favicon.png",
+        swagger_ui_oauth2_redirect_url=f"{DOCS_PATH}/oauth2-redirect",
+        # Else Swagger UI shows a badge fetched from validator.swagger.io.
+        swagger_ui_parameters={"validatorUrl": None},
     )
     app.state.vq_settings = settings
     app.state.vq_store = store
     install_error_handlers(app)
     auth.install(app, settings, store, session_secret)
+    http_guard.install(app, settings)
     app.include_router(api.router)
     app.include_router(accounts.router)
     media = settings.resolved_media_dir

@@ -15,7 +15,7 @@ import click
 from vq_core.cli.main import UsageProblem, async_command, emit_json, json_option, with_runtime
 from vq_core.runtime import Runtime, require_migrated
 from vq_core.validation import check_text
-from vq_ui.auth import users
+from vq_ui.auth import sessions, users
 from vq_ui.auth.roles import Role
 
 ROLE = click.Choice([r.value for r in Role])
@@ -121,6 +121,36 @@ async def users_list(as_json: bool) -> None:
     for u in found:
         flag = "  (disabled)" if u.disabled else ""
         click.echo(f"{u.username:<24} {u.role.value:<9} since {u.created_at:%Y-%m-%d}{flag}")
+
+
+@users_group.command("sessions")
+@click.argument("name")
+@json_option
+@async_command
+async def users_sessions(name: str, as_json: bool) -> None:
+    """List a user's live sessions (id, opened, last seen, expires, address, browser)."""
+    check_text(name, "NAME")
+    found = await _call(sessions.list_sessions, name)
+    if as_json:
+        emit_json([s.to_dict() for s in found])
+        return
+    if not found:
+        click.echo(f"{name!r} has no live sessions")
+    for s in found:
+        click.echo(
+            f"{s.id:>6}  opened {s.created_at:%Y-%m-%d %H:%M}  seen {s.last_seen_at:%Y-%m-%d %H:%M}"
+            f"  expires {s.expires_at:%Y-%m-%d %H:%M}  {s.ip:<15} {s.user_agent}"
+        )
+
+
+@users_group.command("end-sessions")
+@click.argument("name")
+@async_command
+async def users_end_sessions(name: str) -> None:
+    """End every session of a user: their browsers are signed out at once."""
+    check_text(name, "NAME")
+    ended = await _call(sessions.end_user_sessions, name)
+    click.echo(f"ended {ended} session{'' if ended == 1 else 's'} of {name!r}")
 
 
 # -- vq tokens ----------------------------------------------------------------------

@@ -9,12 +9,12 @@ from collections.abc import Iterator
 
 import uvicorn
 
-from vq_core.config import Settings
+from vq_core.config import ConfigError, Settings
 from vq_core.store import Store
 from vq_core.web_server import bind_socket
 from vq_ui.app import create_app
 from vq_ui.auth import users
-from vq_ui.auth.access import SECRET_NAME
+from vq_ui.auth.access import SECRET_NAME, AuthConfig
 
 
 class _Server(uvicorn.Server):
@@ -40,10 +40,14 @@ class WebServer:
     """The admin page and the API on ``settings.host:settings.port``.
 
     The socket is bound at construction, so ``url`` is right even for port 0 and a
-    busy port fails before the worker starts.
+    busy port fails before the worker starts; so does a bad sign-in setting.
     """
 
     def __init__(self, settings: Settings, store: Store) -> None:
+        try:
+            AuthConfig.from_settings(settings)
+        except ValueError as exc:
+            raise ConfigError(f"invalid configuration: {exc}") from None
         self.settings = settings
         self.store = store
         self._sock = bind_socket(settings.host, settings.port)
@@ -63,6 +67,9 @@ class WebServer:
                 app,
                 log_level="warning",
                 access_log=False,
+                # uvicorn would trust X-Forwarded-For from any loopback peer; the app
+                # trusts only the trusted_proxies setting (vq_ui.auth.access.install).
+                proxy_headers=False,
                 timeout_graceful_shutdown=5,
             )
             server = _Server(config)

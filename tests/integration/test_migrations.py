@@ -54,6 +54,52 @@ async def test_upgrading_a_database_with_jobs_keeps_them_and_their_order(
         await conn.close()
 
 
+async def test_0009_converts_the_values_it_now_refuses_and_loses_nothing(
+    empty_dsn: str,
+) -> None:
+    """A live database may hold a NaN or infinite timeout and payloads that are not
+    objects: the upgrade must not fail on them, nor leave them to fail every claim."""
+    conn = await db.connect(empty_dsn)
+    try:
+        await migrations.migrate(conn, up_to=8)
+        await conn.execute(
+            "INSERT INTO vq.job_queue_config (job_type, timeout_s)"
+            " VALUES ('nan', 'NaN'), ('inf', 'Infinity'), ('ok', 5)"
+        )
+        rows = await conn.fetch(
+            "INSERT INTO vq.jobs (job_type, payload, status, retry_count) VALUES"
+            " ('t', '[1, 2]', 'queued', 1), ('t', '\"str\"', 'completed', 0),"
+            " ('t', 'null', 'running', 0), ('t', '{\"fine\": 1}', 'queued', 0) RETURNING id"
+        )
+        queued, completed, running, fine = (r["id"] for r in rows)
+        applied = await migrations.migrate(conn)
+        assert applied[0].version == 9
+        timeouts = dict(await conn.fetch("SELECT job_type, timeout_s FROM vq.job_queue_config"))
+        assert timeouts == {"nan": 600.0, "inf": 1e9, "ok": 5.0}
+        jobs = {r["id"]: r for r in await conn.fetch("SELECT * FROM vq.jobs")}
+        assert jobs[queued]["payload"] == {"invalid_payload": [1, 2]}
+        assert jobs[queued]["status"] == "failed" and jobs[queued]["completed_at"] is not None
+        error = jobs[queued]["error"]
+        assert error["type"] == "INVALID_INPUT" and error["retryable"] is False
+        assert error["message"] == "payload: must be a JSON object, not a JSON array"
+        assert error["attempt"] == 2
+        (event,) = await conn.fetch("SELECT * FROM vq.job_events WHERE job_id = $1", queued)
+        assert event["event"] == "failed" and event["details"]["by"] == "migration 0009"
+        assert event["details"]["message"] == error["message"]
+        assert (jobs[completed]["status"], jobs[completed]["payload"]) == (
+            "completed",
+            {"invalid_payload": "str"},
+        )
+        assert (jobs[running]["status"], jobs[running]["payload"]) == (
+            "running",
+            {"invalid_payload": None},
+        )
+        assert (jobs[fine]["status"], jobs[fine]["payload"]) == ("queued", {"fine": 1})
+        assert await conn.fetchval("SELECT count(*) FROM vq.job_events") == 1
+    finally:
+        await conn.close()
+
+
 async def test_concurrent_migrations_do_not_collide(empty_dsn: str) -> None:
     conns = [await db.connect(empty_dsn) for _ in range(4)]
     try:

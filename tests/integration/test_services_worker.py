@@ -7,7 +7,7 @@ and what the operator sees; faults come from the reference server.
 from __future__ import annotations
 
 import uuid
-from collections.abc import Iterator
+from collections.abc import AsyncIterator, Iterator
 from datetime import datetime
 from pathlib import Path
 from typing import Any
@@ -15,20 +15,23 @@ from typing import Any
 import httpx
 import pytest
 from support.helpers import eventually, running_worker
-from support.services import download, reference_server
+from support.services import LoopbackPeer, download, loopback_peer, reference_server
 
 from vq_core.config import Settings
 from vq_core.models import FINAL_STATUSES, Job, JobStatus, NewJob
 from vq_core.plugins import collect_services, make_plugin_manager
 from vq_core.store import Store
-from vq_core.video_service import VideoService
+from vq_core.video_service import VideoService, url_origin
 from vq_plugins.reference.reference_services import ReferenceServer
 from vq_plugins.services import http_service
 from vq_plugins.services.manim_revideo import ManimRevideoService
+from vq_plugins.services.noop import NoopService
 from vq_plugins.services.orchestrator import OrchestratorService
 from vq_plugins.services.render_engine import probe
 
 QUESTION = {"question": "Why is the sky blue?", "length": 5}
+MP4_HEAD = b"\x00\x00\x00\x20ftypisom" + bytes(20)
+SECRET = "internal-only body"
 
 
 @pytest.fixture
@@ -288,3 +291,68 @@ async def test_raw_httpx_errors_are_categorised_through_the_hook(
         job = await final(store, res.id)
     assert job.status is JobStatus.FAILED
     assert (job.error or {})["type"] == category
+
+
+@pytest.fixture
+async def internal() -> AsyncIterator[LoopbackPeer]:
+    """A loopback server no video URL may reach: its body must never end up on a job."""
+    async with loopback_peer() as peer:
+        peer.serve("/secret", SECRET.encode(), "text/plain")
+        yield peer
+
+
+@pytest.fixture
+async def hops() -> AsyncIterator[LoopbackPeer]:
+    async with loopback_peer() as peer:
+        yield peer
+
+
+async def video_job(store: Store, settings: Settings, dsn: str, video_url: str) -> Job:
+    """A noop job whose result has ``video_url``, run to its end by a real worker."""
+    services: dict[str, VideoService] = {"noop": NoopService()}
+    async with running_worker(store, settings, services, dsn):
+        res = await store.enqueue(
+            NewJob("noop", {"result": {"video_url": video_url}}, max_retries=3)
+        )
+        return await final(store, res.id)
+
+
+def assert_refused_at_once(job: Job, internal: LoopbackPeer) -> None:
+    assert job.status is JobStatus.FAILED
+    assert job.retry_count == 0  # not retried: the same URL would be refused again
+    error = job.error or {}
+    assert (error["type"], error["service"]) == ("BAD_RESPONSE", "verify")
+    assert (error["retryable"], error["will_retry"]) == (False, False)
+    assert f"points to {url_origin(internal.url)}, which is not an allowed" in error["message"]
+    assert "body_excerpt" not in error
+    assert SECRET not in str(error)
+    assert internal.paths == []  # refused before any request
+
+
+async def test_video_url_on_an_internal_origin_fails_at_once_unread(
+    store: Store, fast: Settings, dsn: str, internal: LoopbackPeer
+) -> None:
+    # The default: only the services' origins (noop has none) and the public URL.
+    job = await video_job(store, fast, dsn, f"{internal.url}/secret")
+    assert_refused_at_once(job, internal)
+
+
+async def test_redirect_to_an_internal_origin_fails_at_once_unread(
+    store: Store, fast: Settings, dsn: str, internal: LoopbackPeer, hops: LoopbackPeer
+) -> None:
+    hops.redirect("/v.mp4", f"{internal.url}/secret")
+    settings = fast.model_copy(update={"video_origins": [url_origin(hops.url)]})
+    job = await video_job(store, settings, dsn, f"{hops.url}/v.mp4")
+    assert_refused_at_once(job, internal)
+    assert hops.paths == ["/v.mp4"]
+
+
+async def test_redirects_within_video_origins_complete(
+    store: Store, fast: Settings, dsn: str, hops: LoopbackPeer
+) -> None:
+    hops.redirect("/v.mp4", "/cdn/v.mp4")
+    hops.serve("/cdn/v.mp4", MP4_HEAD, "video/mp4")
+    settings = fast.model_copy(update={"video_origins": [url_origin(hops.url)]})
+    job = await video_job(store, settings, dsn, f"{hops.url}/v.mp4")
+    assert job.status is JobStatus.COMPLETED, job.error
+    assert hops.paths == ["/v.mp4", "/cdn/v.mp4"]

@@ -3,9 +3,11 @@
 from __future__ import annotations
 
 import asyncio
+import json
 import uuid
 from datetime import UTC, datetime, timedelta
 
+import asyncpg
 import pytest
 
 from vq_core.errors import InvalidInput, InvalidTransition, JobNotFound
@@ -58,6 +60,37 @@ async def test_max_retries_comes_from_queue_config(store: Store) -> None:
     explicit = await store.enqueue(NewJob("doubt", max_retries=1))
     assert (await store.get_job(res.id)).max_retries == 7
     assert (await store.get_job(explicit.id)).max_retries == 1
+
+
+@pytest.mark.parametrize("timeout_s", [float("nan"), float("inf"), 0.0, -1.0])
+async def test_a_timeout_a_worker_cannot_use_is_refused_naming_it(
+    store: Store, timeout_s: float
+) -> None:
+    with pytest.raises(InvalidInput, match=r"^timeout_s: "):
+        await store.set_queue_config(QueueConfig("doubt", timeout_s=timeout_s))
+    assert await store.list_queue_config() == {}
+    # The schema refuses it too, whoever writes the row; PostgreSQL orders NaN above
+    # every number, so a bare "timeout_s > 0" let it through.
+    with pytest.raises(asyncpg.CheckViolationError, match="job_queue_config_timeout_s_check"):
+        await store.pool.execute(
+            "INSERT INTO vq.job_queue_config (job_type, timeout_s) VALUES ('doubt', $1)", timeout_s
+        )
+    await store.set_queue_config(QueueConfig("doubt", timeout_s=1e9))
+    assert (await store.list_queue_config())["doubt"].timeout_s == 1e9
+
+
+@pytest.mark.parametrize("payload", ["[1, 2]", '"str"', "null", "7", "true"])
+async def test_the_schema_refuses_a_payload_that_is_not_an_object(
+    store: Store, payload: str
+) -> None:
+    with pytest.raises(asyncpg.CheckViolationError, match="jobs_payload_check"):
+        await store.pool.execute(
+            "INSERT INTO vq.jobs (job_type, payload) VALUES ('t', $1::text::jsonb)", payload
+        )
+    if payload != "null":  # the store reads a missing (null) payload as {}
+        with pytest.raises(asyncpg.CheckViolationError, match="jobs_payload_check"):
+            await store.enqueue(NewJob("t", json.loads(payload)))
+    assert await store.pool.fetchval("SELECT count(*) FROM vq.jobs") == 0
 
 
 async def test_claim_by_priority_then_age(store: Store) -> None:
@@ -113,17 +146,63 @@ async def test_complete_writes_result_into_result_and_payload(store: Store) -> N
     assert job.result == result
     assert job.payload == {"question": "q", "video_url": result["video_url"], "duration": 3.0}
     assert await events_of(store, res.id) == ["created", "claimed", "completed"]
-    # A second completion (another worker, or a replay) changes nothing.
-    assert await store.complete_many("w", [(res.id, {})]) == []
+    # A second completion changes nothing; another worker's is not its to report done.
+    assert await store.complete_many("w2", [(res.id, {})]) == []
+    assert (await store.get_job(res.id)).result == result
 
 
 async def test_a_batch_completion_answers_only_the_jobs_still_held(store: Store) -> None:
     ids = [r.id for r in await store.enqueue_many([NewJob("t") for _ in range(3)])]
     await store.claim("w", ["t"], 3, 30)
     await store.complete_many("w", [(ids[1], {"first": True})])
+    await store.pool.execute("UPDATE vq.jobs SET worker_id = 'w2' WHERE id = $1", ids[2])
     held = await store.complete_many("w", [(ids[0], {"n": 0}), (ids[1], {}), (ids[2], {"n": 2})])
-    assert held == [ids[0], ids[2]]
-    assert [(await store.get_job(i)).result for i in ids] == [{"n": 0}, {"first": True}, {"n": 2}]
+    # ids[1]: completed by w already, so done; ids[2]: taken by w2 meanwhile, so lost.
+    assert held == [ids[0], ids[1]]
+    assert [(await store.get_job(i)).result for i in ids] == [{"n": 0}, {"first": True}, None]
+
+
+async def test_a_retried_completion_reports_done_and_only_anothers_job_lost(
+    store: Store,
+) -> None:
+    """The retry of a batch whose reply was lost (a restart, a cut connection): the
+    database holds the completions, so the worker must hear "done", not "lost"."""
+    await store.register_worker("w", "host", 1, 4, ["t"], 30.0)
+    ids = [r.id for r in await store.enqueue_many([NewJob("t") for _ in range(3)])]
+    ids.append((await store.enqueue(NewJob("unclaimed"))).id)
+    await store.claim("w", ["t"], 3, 30)
+    batch = [(i, {"n": n}) for n, i in enumerate(ids[:3])]
+    assert await store.complete_many("w", batch[:2]) == ids[:2]
+    # ids[2]'s lease ran out before w wrote it: recovered, then claimed by w2.
+    await store.pool.execute("UPDATE vq.jobs SET lease_expires_at = now() - interval '1 s'")
+    assert [r["id"] for r in await store.recover_expired_leases()] == [ids[2]]
+    assert [j.id for j in await store.claim("w2", ["t"], 1, 30)] == [ids[2]]
+    assert await store.complete_many("w", batch) == ids[:2]
+    assert await store.complete_many("w", batch[:2]) == ids[:2]
+    # Nothing written twice: one event per completion, the worker counted once each.
+    assert [await events_of(store, i) for i in ids[:2]] == [["created", "claimed", "completed"]] * 2
+    (info,) = await store.list_workers()
+    assert info.jobs_completed == 2
+    # Never claimed, never this worker's: lost too.
+    assert await store.complete_many("w", [(ids[3], {})]) == []
+    assert await store.complete_many("w", [(uuid.uuid4(), {})]) == []
+
+
+async def test_success_clears_the_error_of_an_earlier_attempt_and_history_keeps_it(
+    store: Store,
+) -> None:
+    res = await store.enqueue(NewJob("t", max_retries=1))
+    await store.claim("w", ["t"], 1, 30)
+    error = {"message": "render server said 503", "type": "API_ERROR", "attempt": 1}
+    assert await store.fail("w", res.id, error, 0.0) is JobStatus.QUEUED
+    await store.claim("w", ["t"], 1, 30)
+    assert await store.complete_many("w", [(res.id, {"ok": True})]) == [res.id]
+    job = await store.get_job(res.id)
+    assert job.status is JobStatus.COMPLETED and job.error is None
+    events = await store.get_events(res.id)
+    retry = next(e for e in events if e.event == "retry_scheduled")
+    assert retry.details is not None and retry.details["message"] == "render server said 503"
+    assert retry.details["type"] == "API_ERROR" and retry.details["attempt"] == 1
 
 
 async def test_fail_retries_then_fails_for_good(store: Store) -> None:

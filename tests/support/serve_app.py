@@ -40,6 +40,9 @@ async def main() -> None:
     sock = socket.socket(socket.AF_INET, socket.SOCK_STREAM)
     sock.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)
     sock.bind(("127.0.0.1", 0))
+    # Listening before the port is printed: a browser that connects before uvicorn has
+    # started waits in the backlog instead of getting ERR_CONNECTION_REFUSED.
+    sock.listen(128)
     app = create_app(settings, store)
     config = uvicorn.Config(app, log_level="warning", lifespan="on", access_log=False)
     server = _Server(config)

@@ -3,9 +3,11 @@
 from __future__ import annotations
 
 import asyncio
+import contextlib
 import uuid
-from collections.abc import Iterator
+from collections.abc import AsyncIterator, Iterator
 from contextlib import contextmanager
+from dataclasses import dataclass, field
 from datetime import UTC, datetime
 from pathlib import Path
 from typing import Any
@@ -76,3 +78,52 @@ async def download(url: str, target: Path) -> Path:
     response.raise_for_status()
     await asyncio.to_thread(target.write_bytes, response.content)
     return target
+
+
+@dataclass
+class LoopbackPeer:
+    """A loopback HTTP server answering each path from ``answers`` (404 otherwise) and
+    recording the path of every request it receives, for the video-check tests."""
+
+    answers: dict[str, tuple[int, dict[str, str], bytes]] = field(default_factory=dict)
+    paths: list[str] = field(default_factory=list)
+    url: str = ""
+
+    def redirect(self, path: str, location: str, status: int = 302) -> None:
+        """Answer ``path`` with a redirect to ``location``."""
+        self.answers[path] = (status, {"Location": location}, b"")
+
+    def serve(self, path: str, body: bytes, content_type: str, status: int = 200) -> None:
+        """Answer ``path`` with ``body``."""
+        self.answers[path] = (status, {"Content-Type": content_type}, body)
+
+    async def on_connection(
+        self, reader: asyncio.StreamReader, writer: asyncio.StreamWriter
+    ) -> None:
+        """Serve one request, then close the connection."""
+        try:
+            head = (await reader.readuntil(b"\r\n\r\n")).decode("latin-1")
+            path = head.split(" ", 2)[1]
+            self.paths.append(path)
+            status, headers, body = self.answers.get(path, (404, {}, b"not here"))
+            lines = [f"HTTP/1.1 {status} X", f"Content-Length: {len(body)}", "Connection: close"]
+            lines += [f"{name}: {value}" for name, value in headers.items()]
+            writer.write(("\r\n".join(lines) + "\r\n\r\n").encode() + body)
+            await writer.drain()
+        except (ConnectionError, asyncio.IncompleteReadError):
+            pass
+        finally:
+            writer.close()
+
+
+@contextlib.asynccontextmanager
+async def loopback_peer() -> AsyncIterator[LoopbackPeer]:
+    """A started ``LoopbackPeer`` on a free 127.0.0.1 port, closed at the end."""
+    peer = LoopbackPeer()
+    server = await asyncio.start_server(peer.on_connection, "127.0.0.1", 0)
+    peer.url = f"http://127.0.0.1:{server.sockets[0].getsockname()[1]}"
+    try:
+        yield peer
+    finally:
+        server.close()
+        await server.wait_closed()

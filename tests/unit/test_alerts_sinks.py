@@ -8,7 +8,11 @@ import hashlib
 import hmac
 import json
 import logging
+import re
+import time
 from datetime import UTC, datetime, timedelta
+from pathlib import Path
+from typing import Any
 
 import httpx
 import pytest
@@ -75,8 +79,58 @@ async def test_webhook_posts_json_with_slack_text_and_a_valid_signature() -> Non
     assert request.headers["content-type"] == "application/json"
     body = request.json()
     assert body["text"] == alert_text(firing()) and body["details"]["ready"] == 25
-    expected = hmac.new(b"s3cret", request.body, hashlib.sha256).hexdigest()
-    assert request.headers["x-vq-signature"] == f"sha256={expected}"
+    # The documented scheme, recomputed by hand: HMAC-SHA256 over "<timestamp>.<body>".
+    timestamp = request.headers["x-vq-timestamp"]
+    assert abs(int(timestamp) - time.time()) < 60
+    signed = timestamp.encode() + b"." + request.body
+    expected = hmac.new(b"s3cret", signed, hashlib.sha256).hexdigest()
+    assert request.headers["x-vq-signature"] == f"v1={expected}"
+    assert alert_webhook.verify(request.body, "s3cret", timestamp, f"v1={expected}")
+
+
+async def test_the_receiver_check_in_the_security_docs_accepts_what_the_sink_sends(
+    monkeypatch: pytest.MonkeyPatch,
+) -> None:
+    doc = (Path(__file__).resolve().parents[2] / "docs" / "security.md").read_text()
+    [snippet] = [b for b in re.findall(r"```python\n(.*?)```", doc, re.S) if "def verify(" in b]
+    namespace: dict[str, Any] = {}
+    exec(compile(snippet, "docs/security.md", "exec"), namespace)
+    receiver_check = namespace["verify"]
+    async with http_receiver() as hook:
+        sink = alert_webhook.WebhookSink(hook.url, secret="s3cret")
+        await sink.send(firing())
+        sent = time.time()
+        # The same alert, sent six minutes earlier: what a captured request looks like.
+        with monkeypatch.context() as earlier:
+            earlier.setattr(time, "time", lambda: sent - 360)
+            await sink.send(firing())
+    fresh, old = hook.requests
+    headers = ("x-vq-timestamp", "x-vq-signature")
+    assert receiver_check(fresh.body, "s3cret", *(fresh.headers[h] for h in headers))
+    assert not receiver_check(old.body, "s3cret", *(old.headers[h] for h in headers))
+    assert not receiver_check(fresh.body, "wrong", *(fresh.headers[h] for h in headers))
+
+
+def test_a_replayed_or_altered_webhook_fails_the_receivers_check() -> None:
+    body = b'{"key": "queue_depth:doubt"}'
+    sent_at = 1_767_000_000
+    signature = alert_webhook.sign(body, "s3cret", sent_at)
+    check = alert_webhook.verify
+    assert check(body, "s3cret", str(sent_at), signature, now=sent_at + 299)
+    # Replayed later than the tolerance (5 minutes by default), or from the future.
+    assert not check(body, "s3cret", str(sent_at), signature, now=sent_at + 301)
+    assert not check(body, "s3cret", str(sent_at), signature, now=sent_at - 301)
+    # A fresh timestamp pasted onto the old signature: the signature covers the time.
+    assert not check(body, "s3cret", str(sent_at + 200), signature, now=sent_at + 200)
+    # Another body, another secret, a missing or malformed header.
+    assert not check(body + b" ", "s3cret", str(sent_at), signature, now=sent_at)
+    assert not check(body, "other", str(sent_at), signature, now=sent_at)
+    assert not check(body, "s3cret", None, signature, now=sent_at)
+    assert not check(body, "s3cret", str(sent_at), None, now=sent_at)
+    for bad in ("soon", "-1", "1\u00b2", ""):  # not plain ASCII digits; "²" would crash int()
+        assert not check(body, "s3cret", bad, signature, now=sent_at)
+    unversioned = signature.removeprefix("v1=")
+    assert not check(body, "s3cret", str(sent_at), unversioned, now=sent_at)
 
 
 async def test_webhook_without_secret_is_unsigned_and_errors_raise() -> None:
@@ -85,6 +139,7 @@ async def test_webhook_without_secret_is_unsigned_and_errors_raise() -> None:
         with pytest.raises(httpx.HTTPStatusError, match="502"):
             await sink.send(firing())
     assert "x-vq-signature" not in hook.requests[0].headers
+    assert "x-vq-timestamp" not in hook.requests[0].headers
 
 
 def test_webhook_configuration() -> None:

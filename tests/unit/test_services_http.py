@@ -7,14 +7,14 @@ from collections.abc import Iterator
 from datetime import UTC, datetime, timedelta
 from email.utils import format_datetime
 from pathlib import Path
+from typing import Any
 
-import httpx
 import pytest
 from support.services import ProgressLog, claimed, faulty_client, reference_server
 
 from vq_core.config import ConfigError, Settings
 from vq_core.errors import ServiceError
-from vq_core.models import ErrorCategory
+from vq_core.models import ClaimedJob, ErrorCategory
 from vq_plugins.reference.reference_services import ReferenceServer
 from vq_plugins.services import orchestrator
 from vq_plugins.services.http_service import parse_retry_after, validate_payload
@@ -146,15 +146,30 @@ async def test_refused_connection_is_network() -> None:
     assert "ConnectError" in info.value.message
 
 
+class UncheckedLength(OrchestratorService):
+    """A client whose body asks for more than the service allows, as a client with a
+    looser check than the service's own would (the real client, the real request)."""
+
+    def request_body(self, job: ClaimedJob) -> dict[str, Any]:
+        return {**super().request_body(job), "length": 9999}
+
+
 async def test_server_side_validation_is_invalid_input(reference: ReferenceServer) -> None:
-    # A payload our own check accepts but the service refuses (length over its limit).
-    service = OrchestratorService(reference.url)
-    body = service.request_body(claimed(QUESTION))
-    async with httpx.AsyncClient() as client:
-        response = await client.post(f"{reference.url}/render", json={**body, "length": 9999})
-    assert response.status_code == 400
-    assert "length" in response.json()["error"]
-    await service.aclose()
+    # The service refuses the body with a 400: the job's input is bad, not the service.
+    service = UncheckedLength(reference.url)
+    try:
+        with pytest.raises(ServiceError) as info:
+            await service.render(claimed(QUESTION), ProgressLog())
+    finally:
+        await service.aclose()
+    error = info.value
+    assert error.category is ErrorCategory.INVALID_INPUT
+    assert not error.category.retryable
+    assert error.status_code == 400
+    assert error.service == "orchestrator" and error.call == "POST /render"
+    assert "length" in error.message  # the service's own words reach the operator
+    [seen] = reference.requests("/render")
+    assert seen["status"] == 400  # refused by the service, not by our own check
 
 
 @pytest.mark.parametrize(

@@ -14,6 +14,7 @@ from support.services import ProgressLog, claimed, download, reference_server
 from vq_core.config import ConfigError, Settings
 from vq_core.errors import ServiceError
 from vq_core.models import ErrorCategory
+from vq_core.video_service import declared_video_origins
 from vq_core.worker.verification import verify_video
 from vq_plugins.reference.reference_services import ReferenceServer
 from vq_plugins.services import local_renderer
@@ -38,11 +39,13 @@ def renderer(server: ReferenceServer, max_length: float = 120.0) -> LocalRendere
 async def test_renders_a_playable_h264_video(media_server: ReferenceServer, tmp_path: Path) -> None:
     progress = ProgressLog()
     job = claimed({"question": "Why do objects fall at the same rate?", "length": 6})
-    result = await renderer(media_server).render(job, progress)
+    service = renderer(media_server)
+    result = await service.render(job, progress)
     assert result["video_url"] == f"{media_server.url}/media/{job.id}.mp4"
     assert result["thumbnail_url"] == f"{media_server.url}/media/{job.id}.jpg"
     assert result["duration"] == pytest.approx(6.0, abs=0.15)
-    await verify_video(result["video_url"])
+    # The renderer declares the origin its URLs use, so the worker's default allows them.
+    await verify_video(result["video_url"], origins=declared_video_origins([service]))
     codec, duration = probe(await download(result["video_url"], tmp_path / "got.mp4"))
     assert codec == "h264"
     assert duration == pytest.approx(6.0, abs=0.15)

@@ -12,6 +12,7 @@ from support.services import ProgressLog, claimed, download, faulty_client, refe
 from vq_core.config import ConfigError, Settings
 from vq_core.errors import ServiceError
 from vq_core.models import ErrorCategory
+from vq_core.video_service import declared_video_origins
 from vq_core.worker.verification import verify_video
 from vq_plugins.reference.reference_services import ReferenceServer
 from vq_plugins.services import manim_revideo
@@ -80,7 +81,7 @@ async def test_animated_doubt_goes_through_manim_then_revideo(
     assert progress.stages == ["animating", "composing", "verifying"]
     assert [e["path"] for e in reference.requests()] == ["/manim/render", "/revideo/compose"]
     assert reference.requests()[0]["idempotency_key"] == f"{job.id}:manim"
-    await verify_video(result["video_url"])
+    await verify_video(result["video_url"], origins=declared_video_origins([service]))
     codec, duration = probe(await download(result["video_url"], tmp_path / "v.mp4"))
     # intro 5 + the 2 s clip + narration (min 2 s) + outro 3
     assert codec == "h264"

@@ -12,11 +12,12 @@ from hypothesis import given
 from hypothesis import strategies as st
 
 from vq_core.errors import InvalidInput
-from vq_core.models import Priority
+from vq_core.models import Priority, QueueConfig
 from vq_core.validation import (
     MAX_PAYLOAD_BYTES,
     MAX_PAYLOAD_DEPTH,
     JobRequest,
+    check_queue_config,
     check_text,
     parse_job_request,
     parse_payload,
@@ -79,6 +80,9 @@ BAD_SUBMISSIONS: list[tuple[dict[str, Any], str]] = [
     ),
     ({"payload": {"q": "x" * MAX_PAYLOAD_BYTES}}, "payload: Value error, payload is larger"),
     ({"payload": [1]}, "payload: Input should be a valid dictionary"),
+    ({"payload": "str"}, "payload: Input should be a valid dictionary"),
+    ({"payload": None}, "payload: Input should be a valid dictionary"),
+    ({"payload": 7}, "payload: Input should be a valid dictionary"),
     ({"run_at": "9999-12-31T23:59:59-23:00"}, "run_at: out of range"),
     ({"run_at": "0001-01-01T00:00:00+05:00"}, "run_at: out of range"),
     ({"run_at": "2030-01-01T00:00:00"}, "run_at: Value error, run_at needs a time zone"),
@@ -99,6 +103,34 @@ def test_bad_submissions_name_the_field(fields: dict[str, Any], message: str) ->
         submit(**fields)
     assert str(caught.value).startswith(message)
     assert "\n" not in str(caught.value)
+
+
+@pytest.mark.parametrize(
+    ("fields", "message"),
+    [
+        ({"timeout_s": float("nan")}, "timeout_s: Input should be a finite number"),
+        ({"timeout_s": float("inf")}, "timeout_s: Input should be a finite number"),
+        ({"timeout_s": float("-inf")}, "timeout_s: Input should be a finite number"),
+        ({"timeout_s": 0.0}, "timeout_s: Input should be greater than 0"),
+        ({"max_retries": -1}, "max_retries: Input should be greater than or equal to 0"),
+        ({"concurrency": 0}, "concurrency: Input should be greater than or equal to 1"),
+        ({"service": ""}, "service: String should have at least 1 character"),
+        ({"service": "a\x00b"}, "service: text may not contain NUL"),
+        ({"job_type": "no spaces"}, "job_type: String should match pattern"),
+    ],
+)
+def test_a_queue_config_a_worker_cannot_use_is_refused_naming_the_setting(
+    fields: dict[str, Any], message: str
+) -> None:
+    config = QueueConfig(**{"job_type": "doubt", **fields})
+    with pytest.raises(InvalidInput) as caught:
+        check_queue_config(config)
+    assert str(caught.value).startswith(message)
+
+
+def test_a_usable_queue_config_passes() -> None:
+    check_queue_config(QueueConfig("doubt", 0, 1e9, "orchestrator", 1, True))
+    check_queue_config(QueueConfig("doubt", timeout_s=5))  # an int is a number of seconds
 
 
 def test_an_item_of_a_batch_is_named_by_its_index() -> None:

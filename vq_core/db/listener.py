@@ -1,7 +1,9 @@
 """LISTEN: a dedicated connection that hands each notification's payload to a callback.
 
 LISTEN needs a connection of its own (a pooled one goes back to the pool and stops
-hearing), so this one lives beside the pool for as long as its owner listens.
+hearing), so this one lives beside the pool for as long as its owner listens. It keeps
+the pool's bounds (``ConnectOptions``): an idle listening connection sends no
+statement that could time out, so TCP keepalives are what notice a vanished server.
 """
 
 from __future__ import annotations
@@ -10,7 +12,7 @@ from collections.abc import Callable, Mapping
 
 import asyncpg
 
-from vq_core.db.connection import connect
+from vq_core.db.connection import DB_ERRORS, ConnectOptions, connect
 
 #: Called with a notification's payload ('' when it had none).
 PayloadCallback = Callable[[str], None]
@@ -19,9 +21,15 @@ PayloadCallback = Callable[[str], None]
 class Listener:
     """LISTEN on ``channels`` over one connection; ``open`` again after it is lost."""
 
-    def __init__(self, dsn: str, channels: Mapping[str, PayloadCallback]) -> None:
+    def __init__(
+        self,
+        dsn: str,
+        channels: Mapping[str, PayloadCallback],
+        options: ConnectOptions | None = None,
+    ) -> None:
         self._dsn = dsn
         self._channels = dict(channels)
+        self._options = options
         self._conn: asyncpg.Connection | None = None
 
     @property
@@ -36,7 +44,7 @@ class Listener:
         """
         if self.alive:
             return
-        conn = await connect(self._dsn)
+        conn = await connect(self._dsn, self._options)
         try:
             for channel, callback in self._channels.items():
                 await conn.add_listener(channel, _payload_only(callback))
@@ -46,11 +54,22 @@ class Listener:
             raise
         self._conn = conn
 
-    async def close(self) -> None:
-        """Stop listening and close the connection (safe to call when not open)."""
+    async def close(self, timeout: float | None = None) -> None:
+        """Stop listening and close the connection (safe to call when not open).
+
+        Past ``timeout`` seconds without the server's goodbye, the socket is just closed.
+        """
         conn, self._conn = self._conn, None
-        if conn is not None and not conn.is_closed():
-            await conn.close()
+        if conn is None or conn.is_closed():
+            return
+        if timeout is not None and timeout <= 0:
+            conn.terminate()
+            return
+        try:
+            await conn.close(timeout=timeout)
+        except DB_ERRORS:
+            # asyncpg has already dropped the connection: nothing is left to close.
+            return
 
 
 def _payload_only(callback: PayloadCallback) -> Callable[[object, int, str, object], None]:

@@ -104,7 +104,7 @@ CREATE TABLE vq.job_queue_config (
     updated_at timestamp with time zone DEFAULT now() NOT NULL,
     CONSTRAINT job_queue_config_concurrency_check CHECK (((concurrency IS NULL) OR (concurrency > 0))),
     CONSTRAINT job_queue_config_max_retries_check CHECK ((max_retries >= 0)),
-    CONSTRAINT job_queue_config_timeout_s_check CHECK ((timeout_s > (0)::double precision))
+    CONSTRAINT job_queue_config_timeout_s_check CHECK (((timeout_s > (0)::double precision) AND (timeout_s <> ALL (ARRAY['NaN'::double precision, 'Infinity'::double precision]))))
 );
 
 CREATE TABLE vq.jobs (
@@ -129,6 +129,7 @@ CREATE TABLE vq.jobs (
     completed_at timestamp with time zone,
     CONSTRAINT jobs_job_type_check CHECK ((job_type <> ''::text)),
     CONSTRAINT jobs_max_retries_check CHECK ((max_retries >= 0)),
+    CONSTRAINT jobs_payload_check CHECK ((jsonb_typeof(payload) = 'object'::text)),
     CONSTRAINT jobs_priority_check CHECK (((priority >= 0) AND (priority <= 3)))
 );
 
@@ -151,6 +152,26 @@ CREATE TABLE vq.service_health (
     changed_at timestamp with time zone DEFAULT now() NOT NULL,
     detail text,
     job_types text[] DEFAULT '{}'::text[] NOT NULL
+);
+
+CREATE TABLE vq.sessions (
+    id bigint NOT NULL,
+    token_hash text NOT NULL,
+    user_id bigint NOT NULL,
+    created_at timestamp with time zone DEFAULT now() NOT NULL,
+    last_seen_at timestamp with time zone DEFAULT now() NOT NULL,
+    expires_at timestamp with time zone NOT NULL,
+    ip text NOT NULL,
+    user_agent text DEFAULT ''::text NOT NULL
+);
+
+ALTER TABLE vq.sessions ALTER COLUMN id ADD GENERATED ALWAYS AS IDENTITY (
+    SEQUENCE NAME vq.sessions_id_seq
+    START WITH 1
+    INCREMENT BY 1
+    NO MINVALUE
+    NO MAXVALUE
+    CACHE 1
 );
 
 CREATE TABLE vq.users (
@@ -214,6 +235,12 @@ ALTER TABLE ONLY vq.schema_migrations
 ALTER TABLE ONLY vq.service_health
     ADD CONSTRAINT service_health_pkey PRIMARY KEY (service);
 
+ALTER TABLE ONLY vq.sessions
+    ADD CONSTRAINT sessions_pkey PRIMARY KEY (id);
+
+ALTER TABLE ONLY vq.sessions
+    ADD CONSTRAINT sessions_token_hash_key UNIQUE (token_hash);
+
 ALTER TABLE ONLY vq.users
     ADD CONSTRAINT users_pkey PRIMARY KEY (id);
 
@@ -247,7 +274,13 @@ CREATE INDEX login_failures_at_idx ON vq.login_failures USING btree (at);
 
 CREATE INDEX login_failures_key_idx ON vq.login_failures USING btree (username, ip, at);
 
+CREATE INDEX sessions_expires_idx ON vq.sessions USING btree (expires_at);
+
+CREATE INDEX sessions_user_idx ON vq.sessions USING btree (user_id);
+
 CREATE TRIGGER jobs_notify_insert AFTER INSERT ON vq.jobs FOR EACH STATEMENT EXECUTE FUNCTION vq.notify_jobs_ready();
 
 CREATE TRIGGER jobs_notify_ready AFTER UPDATE OF status, run_at ON vq.jobs FOR EACH ROW WHEN (((new.status = 'queued'::vq.job_status) AND (new.run_at <= now()) AND ((old.status <> 'queued'::vq.job_status) OR (old.run_at > now())))) EXECUTE FUNCTION vq.notify_jobs_ready();
 
+ALTER TABLE ONLY vq.sessions
+    ADD CONSTRAINT sessions_user_id_fkey FOREIGN KEY (user_id) REFERENCES vq.users(id) ON DELETE CASCADE;

@@ -1,5 +1,6 @@
 """Accounts: users, failed logins, API tokens and the secrets app instances share (SQL in
-``sql/queries/users.sql``, ``tokens.sql`` and ``app_secrets.sql``).
+``sql/queries/users.sql``, ``tokens.sql`` and ``app_secrets.sql``; sessions are in
+``sessions.py``).
 
 The store keeps and finds rows; hashing passwords and tokens, checking names and
 parsing roles is ``vq_ui.auth.users``'s job, so these methods take hashes, not
@@ -61,10 +62,13 @@ class LiveToken:
 
 
 @dataclass(frozen=True)
-class LoginFailures:
-    """Recent failed logins of one username from one address, and the oldest one's age."""
+class LoginAttempt:
+    """The answer to a sign-in attempt before its password is checked: whether it may go
+    on (it is then counted as a failure until cleared), the failures counted before it
+    within the window, and the oldest one's age."""
 
-    count: int
+    allowed: bool
+    failures: int
     oldest_age_s: float | None
 
 
@@ -119,21 +123,35 @@ class AccountStore:
         row = await self.pool.fetchrow(sql("update_user"), username, password_hash, role, disabled)
         return _user(row) if row is not None else None
 
+    async def rehash_password(self, username: str, password_hash: str) -> None:
+        """Store a stronger hash of a user's unchanged password; their sessions stay."""
+        await self.pool.execute(sql("rehash_password"), username, password_hash)
+
     async def list_users(self) -> list[UserRecord]:
         """Every user, by name."""
         return [_user(r) for r in await self.pool.fetch(sql("list_users"))]
 
     # -- failed logins ----------------------------------------------------------
 
-    async def login_failures(self, username: str, ip: str, window_s: float) -> LoginFailures:
-        """Failed logins of a username from an address within the last ``window_s``."""
-        row = await self.pool.fetchrow(sql("count_login_failures"), username, ip, window_s)
-        assert row is not None  # an aggregate without GROUP BY always returns a row
-        return LoginFailures(row["n"], row["oldest_age_s"])
+    async def start_login_attempt(
+        self, username: str, ip: str, max_failures: int, window_s: float
+    ) -> LoginAttempt:
+        """Count a sign-in attempt of a username from an address, before its password is
+        checked: allowed while fewer than ``max_failures`` failed within ``window_s``,
+        and then recorded as a failure at once (``clear_login_failures`` forgets it if
+        the password was right).
 
-    async def record_login_failure(self, username: str, ip: str, window_s: float) -> None:
-        """Remember a failed login (and forget those older than ``window_s``)."""
-        await self.pool.execute(sql("record_login_failure"), username, ip, window_s)
+        Checking and recording are one step per username and address (an advisory lock
+        held for a two-statement transaction), so of N concurrent attempts at most the
+        remaining allowance gets through to the password check.
+        """
+        async with self.pool.acquire() as conn, conn.transaction():
+            await conn.execute(sql("lock_login_key"), username, ip)
+            row = await conn.fetchrow(
+                sql("start_login_attempt"), username, ip, max_failures, window_s
+            )
+        assert row is not None  # an aggregate without GROUP BY always returns a row
+        return LoginAttempt(row["allowed"], row["n"], row["oldest_age_s"])
 
     async def clear_login_failures(self, username: str, ip: str) -> None:
         """Forget a username's failed logins from an address."""

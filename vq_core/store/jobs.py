@@ -144,7 +144,9 @@ class JobStore:
     async def complete_many(
         self, worker_id: str, results: Sequence[tuple[uuid.UUID, dict[str, Any]]]
     ) -> list[uuid.UUID]:
-        """Mark jobs completed with their results; returns the ids this worker still held."""
+        """Mark jobs completed with their results; returns the ids now completed by this
+        worker, including those it had completed already (a retry after a lost reply).
+        The others are lost: another worker holds or finished them, or they are gone."""
         if not results:
             return []
         lost = await self.pool.fetch(

@@ -7,6 +7,7 @@ import asyncpg
 
 from vq_core.db.queries import sql
 from vq_core.models import QueueConfig
+from vq_core.validation import check_queue_config
 
 
 class QueueConfigStore:
@@ -15,7 +16,9 @@ class QueueConfigStore:
     pool: asyncpg.Pool
 
     async def set_queue_config(self, config: QueueConfig) -> None:
-        """Create or replace a job type's configuration."""
+        """Create or replace a job type's configuration; ``InvalidInput`` names a setting
+        a worker could not use (a timeout that is NaN or Infinity, say)."""
+        check_queue_config(config)
         await self.pool.execute(
             sql("upsert_queue_config"),
             config.job_type,

@@ -2,8 +2,8 @@
 
 Each base class holds the methods of one table or concern, next to its SQL file in
 ``sql/queries/``: jobs (``JobStore``), the job list (``JobListing``), workers,
-per-type configuration, service health, statistics, accounts and alerts. They share
-the pool; ``Store`` adds only what is about the database as a whole.
+per-type configuration, service health, statistics, accounts, sessions and alerts.
+They share the pool; ``Store`` adds only what is about the database as a whole.
 """
 
 from __future__ import annotations
@@ -17,6 +17,7 @@ from vq_core.store.jobs import JobStore
 from vq_core.store.listing import JobListing
 from vq_core.store.queue_config import QueueConfigStore
 from vq_core.store.service_health import ServiceHealthStore
+from vq_core.store.sessions import SessionStore
 from vq_core.store.stats import StatsStore
 from vq_core.store.workers import WorkerStore
 
@@ -29,6 +30,7 @@ class Store(
     ServiceHealthStore,
     StatsStore,
     AccountStore,
+    SessionStore,
     AlertStore,
 ):
     """vq's data access over an asyncpg pool: one method per query, returning models."""

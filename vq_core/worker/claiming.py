@@ -4,6 +4,11 @@ Two claims may be in flight at once, so the database runs one while the worker
 starts the jobs of the other. What a claim in flight asked for counts against the
 concurrency and the per-type caps until its jobs arrive, so two lanes never claim
 more than fits.
+
+A stop does not wait for a claim in flight: ``run`` returns at once, the shutdown gives
+the claim the grace period to come back (its jobs then run or are handed back), and
+``abandon`` cancels it after that. Jobs an abandoned claim took are this worker's in
+the database only until their lease expires; lease recovery then requeues them.
 """
 
 from __future__ import annotations
@@ -68,18 +73,47 @@ class Claimer:
         self.jobs = jobs
         self._execute = execute
         self._lanes = [_Lane() for _ in range(CLAIM_LANES)]
+        self._lane_tasks: list[asyncio.Task[None]] = []
         # Claims in flight: the types asked for and how many, counted against the
         # concurrency and per-type caps until their jobs arrive.
         self._claiming: list[tuple[list[str], int]] = []
 
     async def run(self, stop: asyncio.Event) -> None:
-        """Claim in every lane until ``stop`` is set."""
-        lanes = [asyncio.create_task(self._claim_lane(stop, lane)) for lane in self._lanes]
+        """Claim in every lane until ``stop`` is set; return then, even with a claim in
+        flight (see ``claims_in_flight`` and ``abandon``)."""
+        self._lane_tasks = [
+            asyncio.create_task(self._claim_lane(stop, lane), name=f"vq-claim-lane-{i}")
+            for i, lane in enumerate(self._lanes)
+        ]
+        stop_wait = asyncio.create_task(stop.wait())
         try:
-            await asyncio.gather(*lanes)
+            done, _ = await asyncio.wait(
+                {stop_wait, *self._lane_tasks}, return_when=asyncio.FIRST_COMPLETED
+            )
+            for task in done - {stop_wait}:
+                task.result()  # a lane ended before the stop: raise its error
+        except BaseException:
+            self.abandon()
+            raise
         finally:
-            for lane_task in lanes:
-                lane_task.cancel()
+            stop_wait.cancel()
+
+    def claims_in_flight(self) -> list[asyncio.Task[None]]:
+        """The lanes still busy with a claim after the stop (each ends when it returns)."""
+        return [task for task in self._lane_tasks if not task.done()]
+
+    def abandon(self) -> None:
+        """Cancel the claims still in flight, without waiting for them to unwind."""
+        in_flight = self.claims_in_flight()
+        if in_flight:
+            log.warning(
+                "abandoning %d claims in flight; jobs they took return to the queue when "
+                "their lease expires (%.0fs)",
+                len(in_flight),
+                self.settings.lease_seconds,
+            )
+        for task in in_flight:
+            task.cancel()
 
     def wake(self) -> None:
         """Claim again now (a notification, a poll tick, a retry whose wait is over)."""

@@ -8,7 +8,6 @@ so a finished job is never forgotten while the worker lives.
 from __future__ import annotations
 
 import asyncio
-import contextlib
 import logging
 import uuid
 from collections.abc import Callable, Sequence
@@ -21,7 +20,8 @@ log = logging.getLogger("vq.worker")
 _DB_ERRORS = db.DB_ERRORS
 
 Completion = tuple[uuid.UUID, dict[str, Any]]
-#: Told of each batch written: the batch, and the ids the database completed (the
+#: Told of each batch written: the batch, and the ids the database holds as this
+#: worker's completions, written now or by an earlier try whose reply was lost (the
 #: others had lost their lease).
 Completed = Callable[[Sequence[Completion], set[uuid.UUID]], None]
 
@@ -59,14 +59,18 @@ class BatchCompleter:
         """Start writing batches in the background."""
         self._loop = asyncio.create_task(self._flush_loop(), name="vq-flusher")
 
-    async def stop(self) -> None:
-        """Stop the background writes; ``flush`` first to write what is buffered."""
-        if self._loop is None:
+    async def stop(self, timeout: float | None = None) -> None:
+        """Stop the background writes; ``flush`` first to write what is buffered.
+
+        A write in progress is cancelled; past ``timeout`` seconds it is left to unwind
+        on its own (a statement cancelled on a stalled connection unwinds only when
+        asyncpg gives up on the server, a statement timeout later).
+        """
+        loop_task, self._loop = self._loop, None
+        if loop_task is None:
             return
-        self._loop.cancel()
-        with contextlib.suppress(asyncio.CancelledError):
-            await self._loop
-        self._loop = None
+        loop_task.cancel()
+        await asyncio.wait({loop_task}, timeout=timeout)
 
     async def flush(self) -> None:
         """Write buffered completions in one statement; on a database error keep them and retry."""

@@ -28,11 +28,13 @@ class Notifications:
         poll_interval: float,
         wake: Callable[[], None],
         cancel: Callable[[uuid.UUID], None],
+        options: db.ConnectOptions | None = None,
     ) -> None:
         self.poll_interval = poll_interval
         self._wake = wake
         self._cancel = cancel
-        self._listener = Listener(dsn, {"vq_jobs": self._on_jobs, "vq_cancel": self._on_cancel})
+        channels = {"vq_jobs": self._on_jobs, "vq_cancel": self._on_cancel}
+        self._listener = Listener(dsn, channels, options)
 
     async def listen(self) -> None:
         """Start listening; when the database refuses, log it and rely on polling."""
@@ -47,9 +49,9 @@ class Notifications:
             await self.listen()
         self._wake()
 
-    async def close(self) -> None:
-        """Stop listening."""
-        await self._listener.close()
+    async def close(self, timeout: float | None = None) -> None:
+        """Stop listening, within ``timeout`` seconds (then the connection is dropped)."""
+        await self._listener.close(timeout)
 
     def _on_jobs(self, _payload: str) -> None:
         self._wake()

@@ -13,7 +13,10 @@ parts together and owns the life cycle; each part lives in a module of its own:
 - ``events``: job events for observers (metrics, logs, plugins).
 
 On SIGTERM it stops claiming, lets jobs in flight finish within the grace period,
-and hands the rest back to the queue.
+and hands the rest back to the queue. Whatever the database does, ``run`` returns
+within ``shutdown_grace`` + ``ABORT_WAIT`` + ``shutdown_db_timeout`` of the stop:
+every database step of the shutdown shares the last budget, and a step still waiting
+when it runs out is left behind (the jobs it concerned come back by lease expiry).
 """
 
 from __future__ import annotations
@@ -24,7 +27,8 @@ import os
 import secrets
 import socket
 import uuid
-from collections.abc import Mapping
+from collections.abc import Coroutine, Mapping
+from typing import Any, TypeVar
 
 import pluggy
 
@@ -47,6 +51,51 @@ from vq_core.worker.scheduler import Periodic, start_scheduler, stop_scheduler
 log = logging.getLogger("vq.worker")
 _DB_ERRORS = db.DB_ERRORS
 _SHUTDOWN_ERRORS: tuple[type[Exception], ...] = (TimeoutError, *_DB_ERRORS)
+T = TypeVar("T")
+#: Seconds jobs cancelled at the end of the grace period get to stop.
+ABORT_WAIT = 10.0
+# Work left behind by a bounded step, kept referenced until it unwinds.
+_left_behind: set[asyncio.Task[Any]] = set()
+
+
+def _forget(task: asyncio.Task[Any]) -> None:
+    _left_behind.discard(task)
+    if not task.cancelled():
+        task.exception()  # retrieved: its caller reported the step as left behind
+
+
+async def _within(timeout: float, step: Coroutine[Any, Any, T]) -> T:
+    """``step``'s result, or ``TimeoutError`` once ``timeout`` seconds have passed.
+
+    Unlike ``asyncio.wait_for``, it does not wait for the cancelled step to unwind: a
+    statement cancelled on a stalled connection unwinds only when asyncpg gives up on
+    the server, a statement timeout later.
+    """
+    task = asyncio.ensure_future(step)
+    done, _ = await asyncio.wait({task}, timeout=max(timeout, 0.0))
+    if task in done:
+        return task.result()
+    task.cancel()
+    _left_behind.add(task)
+    task.add_done_callback(_forget)
+    raise TimeoutError(f"no answer within {timeout:.1f}s" if timeout > 0 else "no time left")
+
+
+async def _unless_stopped(step: Coroutine[Any, Any, None], stop: asyncio.Event) -> bool:
+    """Run ``step`` until it ends (True, or its error) or ``stop`` is set (False)."""
+    task = asyncio.ensure_future(step)
+    stop_wait = asyncio.ensure_future(stop.wait())
+    try:
+        await asyncio.wait({task, stop_wait}, return_when=asyncio.FIRST_COMPLETED)
+    finally:
+        stop_wait.cancel()
+    if task.done():
+        task.result()
+        return True
+    task.cancel()
+    _left_behind.add(task)
+    task.add_done_callback(_forget)
+    return False
 
 
 def make_worker_id() -> str:
@@ -78,6 +127,9 @@ class Worker:
         self.jobs: dict[uuid.UUID, ClaimedJob] = {}
         self.stopping = False
         self.started = asyncio.Event()
+        #: Event-loop time by which the shutdown's database work must be over (set when
+        #: it begins); whoever closes the pool after ``run`` keeps to it too.
+        self.shutdown_deadline: float | None = None
         self.events = EventEmitter(pm, self.id)
         self.completer = BatchCompleter(store, self.id)
         self.runner = JobRunner(
@@ -102,7 +154,11 @@ class Worker:
             jobs=self.jobs,
         )
         self.notifications = Notifications(
-            dsn, settings.poll_interval, self.claimer.wake, self._cancel
+            dsn,
+            settings.poll_interval,
+            self.claimer.wake,
+            self._cancel,
+            db.connect_options(settings),
         )
         self.health = HealthChecks(store, self.router, settings, self.claimer.wake)
         self.maintenance = Maintenance(
@@ -119,29 +175,36 @@ class Worker:
     # -- life cycle ---------------------------------------------------------------
 
     async def run(self, stop: asyncio.Event) -> None:
-        """Work until ``stop`` is set, then shut down gracefully."""
+        """Work until ``stop`` is set, then shut down gracefully (see the module's bound).
+
+        A stop during start-up abandons it; a start-up error is raised.
+        """
+        try:
+            started = await _unless_stopped(self._start_up(), stop)
+        except BaseException:
+            await self.notifications.close(self.settings.shutdown_db_timeout)
+            raise
+        scheduler = start_scheduler(self._periodic_tasks()) if started else None
+        try:
+            if started:
+                self.completer.start()
+                routes = ", ".join(self.router.routes()) or "-"
+                log.info("worker %s started: types %s", self.id, routes)
+                self.started.set()
+                await self.claimer.run(stop)
+        finally:
+            self.stopping = True
+            if scheduler is not None:
+                stop_scheduler(scheduler)
+            await self._shutdown()
+            await self.runner.close_services()
+            log.info("worker %s stopped", self.id)
+
+    async def _start_up(self) -> None:
         await self.refresh_config()
         await self.maintenance.register()
         await self.notifications.listen()
         await self.check_health()
-        scheduler = start_scheduler(self._periodic_tasks())
-        self.completer.start()
-        log.info("worker %s started: types %s", self.id, ", ".join(self.router.routes()) or "-")
-        self.started.set()
-        try:
-            await self.claimer.run(stop)
-            self.stopping = True
-        finally:
-            stop_scheduler(scheduler)
-            await self._shutdown()
-            await self.completer.stop()
-            await self.notifications.close()
-            try:
-                await self.store.deregister_worker(self.id)
-            except _DB_ERRORS as exc:
-                log.warning("could not deregister (%s); the row ages into 'stale'", exc)
-            await self.runner.close_services()
-            log.info("worker %s stopped", self.id)
 
     def _periodic_tasks(self) -> list[Periodic]:
         s, upkeep = self.settings, self.maintenance
@@ -164,37 +227,72 @@ class Worker:
         self.runner.abort(job_id, reason="cancel")
 
     async def _shutdown(self) -> None:
-        """Let jobs finish within the grace period, then hand the rest back."""
+        """Let jobs finish within the grace period, hand the rest back, leave.
+
+        The database steps (completions, releases, the worker's row, the LISTEN
+        connection) share ``shutdown_db_timeout``: with the database gone, the leases
+        expire and other workers requeue these jobs, and waiting longer would only keep
+        this process alive.
+        """
         self.stopping = True
-        if self.tasks:
-            log.info(
-                "waiting up to %.0fs for %d jobs", self.settings.shutdown_grace, len(self.tasks)
-            )
-            await asyncio.wait(list(self.tasks.values()), timeout=self.settings.shutdown_grace)
+        await self._wait_for_jobs(self.settings.shutdown_grace)
+        self.claimer.abandon()
         left = list(self.tasks)
         left_types = {job_id: self.jobs[job_id].job_type for job_id in left if job_id in self.jobs}
         for job_id in left:
             self.runner.abort(job_id, reason="shutdown")
         if self.tasks:
-            await asyncio.wait(list(self.tasks.values()), timeout=10)
-        try:
-            # Bounded: with the database gone, the leases expire and other workers
-            # requeue these jobs; waiting forever would only keep this process alive.
-            await asyncio.wait_for(self.flush(), timeout=self.settings.lease_seconds)
-            released = await self.store.release(self.id, left) if left else []
-        except _SHUTDOWN_ERRORS as exc:
-            log.error(
-                "could not record the end of %d jobs (%r); their leases will expire "
-                "and another worker will run them",
-                self.completer.pending + len(left),
-                exc,
-            )
-            return
+            await asyncio.wait(list(self.tasks.values()), timeout=ABORT_WAIT)
+        loop = asyncio.get_running_loop()
+        self.shutdown_deadline = loop.time() + self.settings.shutdown_db_timeout
+        released = await self._hand_back(left)
         for job_id in released:
             details = {"worker_id": self.id, "job_type": left_types.get(job_id)}
             self.events.emit(job_id, "released", details)
         if released:
             log.info("handed %d unfinished jobs back to the queue", len(released))
+        await self.completer.stop(self._db_time_left())
+        try:
+            await _within(self._db_time_left(), self.store.deregister_worker(self.id))
+        except _SHUTDOWN_ERRORS as exc:
+            log.warning("could not deregister (%r); the row ages into 'stale'", exc)
+        await self.notifications.close(self._db_time_left())
+
+    async def _wait_for_jobs(self, grace: float) -> None:
+        """Wait up to ``grace`` seconds for the jobs in flight, and for claims in flight
+        and the jobs they bring."""
+        loop = asyncio.get_running_loop()
+        deadline = loop.time() + grace
+        if self.tasks or self.claimer.claims_in_flight():
+            log.info("waiting up to %.0fs for %d jobs", grace, len(self.tasks))
+        while pending := {*self.tasks.values(), *self.claimer.claims_in_flight()}:
+            remaining = deadline - loop.time()
+            if remaining <= 0:
+                return
+            # Returns when all are done, or at the deadline; a claim that came back
+            # meanwhile added jobs, which the next round waits for.
+            await asyncio.wait(pending, timeout=remaining)
+
+    async def _hand_back(self, left: list[uuid.UUID]) -> list[uuid.UUID]:
+        """Write buffered completions, then release ``left``; the ids released."""
+        unrecorded = self.completer.pending + len(left)
+        try:
+            await _within(self._db_time_left(), self.flush())
+            if not left:
+                return []
+            return await _within(self._db_time_left(), self.store.release(self.id, left))
+        except _SHUTDOWN_ERRORS as exc:
+            log.error(
+                "could not record the end of %d jobs (%r); their leases will expire "
+                "and another worker will run them",
+                unrecorded,
+                exc,
+            )
+            return []
+
+    def _db_time_left(self) -> float:
+        assert self.shutdown_deadline is not None
+        return max(0.0, self.shutdown_deadline - asyncio.get_running_loop().time())
 
     # -- the parts' work, by the names operators and tests know ---------------------
 

@@ -10,30 +10,39 @@ from __future__ import annotations
 import asyncio
 import functools
 import logging
+import math
 import time
 import uuid
 from collections.abc import Awaitable, Callable, Mapping, Sequence
 from datetime import UTC, datetime
 from typing import Any, Protocol, TypeVar
 
-import httpx
 import pluggy
 
 from vq_core.config import Settings
 from vq_core.db import DB_ERRORS
-from vq_core.errors import ServiceError, error_record
+from vq_core.errors import InvalidInput, ServiceError, error_record
 from vq_core.models import ClaimedJob, ErrorCategory, JobStatus
 from vq_core.store import Store
 from vq_core.video_service import ProgressCallback, VideoService
 from vq_core.worker.events import EventEmitter
 from vq_core.worker.retry_policy import default_category, retry_delay
 from vq_core.worker.routing import Router
-from vq_core.worker.verification import verify_video
+from vq_core.worker.verification import allowed_origins, make_client, verify_video
 
 log = logging.getLogger("vq.job")
 _DB_ERRORS = DB_ERRORS
 PROGRESS_MIN_INTERVAL = 0.5
 T = TypeVar("T")
+
+
+_JSON_KINDS = {list: "array", str: "string", int: "number", float: "number", bool: "boolean"}
+
+
+def _not_an_object(payload: object) -> InvalidInput:
+    # INVALID_INPUT, so it fails once: no retry turns [1, 2] into an object.
+    kind = "null" if payload is None else _JSON_KINDS.get(type(payload), type(payload).__name__)
+    return InvalidInput(f"payload: must be a JSON object, not a JSON {kind}")
 
 
 class Completer(Protocol):
@@ -76,7 +85,8 @@ class JobRunner:
         self._complete_later = completer.complete_later
         self.aborting: dict[uuid.UUID, str] = {}
         # One client for every verification: connections and TLS set-up are reused.
-        self.http = httpx.AsyncClient(follow_redirects=True)
+        self.http = make_client()
+        self.video_origins = allowed_origins(settings, router.services.values())
         # When each job started and its type, for the completion event after the batch write.
         self._started: dict[uuid.UUID, tuple[float, str]] = {}
 
@@ -97,7 +107,15 @@ class JobRunner:
         try:
             if service is None:
                 raise ServiceError(ErrorCategory.UNKNOWN, f"no service renders {job.job_type!r}")
-            timeout = router.timeout_for(job.job_type, self.settings.default_timeout)
+            if not isinstance(job.payload, dict):
+                raise _not_an_object(job.payload)
+            default = self.settings.default_timeout
+            timeout = router.timeout_for(job.job_type, default)
+            if not 0 < timeout < math.inf and timeout != default:  # NaN fails all three
+                # The schema refuses such a value (migration 0009); never let one fail jobs.
+                msg = "job %s: timeout_s of %s is %r; using default_timeout (%gs)"
+                log.warning(msg, job.id, job.job_type, timeout, default)
+                timeout = default
             # A timer handle, not asyncio.timeout(): the same effect at a fraction of the
             # cost, and the timeout takes the abort path shared with cancels.
             loop = asyncio.get_running_loop()
@@ -143,7 +161,13 @@ class JobRunner:
             )
         video_url = result.get("video_url")
         if video_url is not None:
-            await verify_video(str(video_url), self.http, self.settings.verify_timeout)
+            await verify_video(
+                str(video_url),
+                self.http,
+                self.settings.verify_timeout,
+                origins=self.video_origins,
+                max_redirects=self.settings.verify_max_redirects,
+            )
             self._emit(job.id, "verified", {"video_url": video_url, "job_type": job.job_type})
         return result
 
@@ -216,7 +240,8 @@ class JobRunner:
         if refined is not None:
             category = ErrorCategory(refined)
         attempt = job.retry_count + 1
-        will_retry = category.retryable and job.retry_count < job.max_retries
+        retryable = category.retryable and not (isinstance(exc, ServiceError) and exc.permanent)
+        will_retry = retryable and job.retry_count < job.max_retries
         delay: float | None = None
         if will_retry:
             s = self.settings
@@ -225,7 +250,7 @@ class JobRunner:
                 exc=exc, job=job, category=category, attempt=attempt, default=default
             )
             delay = default if chosen is None else max(0.0, float(chosen))
-        record = error_record(exc, category, attempt, category.retryable)
+        record = error_record(exc, category, attempt, retryable)
         record["will_retry"] = will_retry
         status = await self.store.fail(self.worker_id, job.id, record, delay)
         if status is None:

@@ -3,6 +3,11 @@
 A service that answers 200 with a URL has not necessarily made a video: the file
 may not exist yet, the CDN may serve an error page, the link may point elsewhere.
 The worker fetches the first kilobyte and accepts it only if it is a video.
+
+The URL comes from a service, so the worker must not become a way to reach what only
+it can reach: every URL, and every redirect hop, must be on an allowed origin
+(``allowed_origins``) before it is fetched, and nothing of what a fetch returned is
+kept but its status and content type.
 """
 
 from __future__ import annotations
@@ -10,42 +15,65 @@ from __future__ import annotations
 import asyncio
 import functools
 import ssl
-from urllib.parse import urlsplit
+from collections.abc import Collection, Iterable
 
 import httpx
 
+from vq_core.config import ConfigError, Settings
 from vq_core.errors import ServiceError
 from vq_core.models import ErrorCategory
+from vq_core.video_service import VideoService, declared_video_origins, url_origin
 
 SERVICE = "verify"
 CALL = "GET video_url"
 PROBE_BYTES = 1024
-_EXCERPT_CHARS = 500
+DEFAULT_MAX_REDIRECTS = 5
 
 
 def _error(
     category: ErrorCategory,
     message: str,
     status_code: int | None = None,
-    body: bytes | None = None,
+    *,
+    permanent: bool = False,
 ) -> ServiceError:
-    excerpt = None
-    if body:
-        excerpt = body[: _EXCERPT_CHARS * 4].decode("utf-8", errors="replace")[:_EXCERPT_CHARS]
+    # No body excerpt: the body is whatever the URL served, and the job's error is
+    # shown to every viewer.
     return ServiceError(
         category,
         f"video verification failed: {message}",
         service=SERVICE,
         call=CALL,
         status_code=status_code,
-        body_excerpt=excerpt or None,
+        permanent=permanent,
     )
+
+
+def allowed_origins(settings: Settings, services: Iterable[VideoService]) -> frozenset[str]:
+    """The origins a video URL may point to: ``settings.video_origins`` when set, else
+    the origins the services declare plus this server's public URL (its ``/media``).
+
+    :raises ConfigError: a service declared an origin that is not an http(s) URL.
+    """
+    if settings.video_origins:
+        return frozenset(settings.video_origins)
+    try:
+        origins = declared_video_origins(services)
+        origins.add(url_origin(settings.resolved_public_url))
+    except ValueError as exc:
+        raise ConfigError(f"video_origins: {exc}") from None
+    return frozenset(origins)
 
 
 @functools.cache
 def _tls_context() -> ssl.SSLContext:
     # Loading the CA bundle costs ~0.1 s of CPU: once per process, not once per job.
     return httpx.create_ssl_context()
+
+
+def make_client() -> httpx.AsyncClient:
+    """The client the checks share; it never follows a redirect by itself."""
+    return httpx.AsyncClient(follow_redirects=False, verify=_tls_context())
 
 
 def looks_like_video(content_type: str | None, head: bytes) -> bool:
@@ -64,44 +92,99 @@ async def _read_head(response: httpx.Response) -> bytes:
     return bytes(head[:PROBE_BYTES])
 
 
-async def _probe(client: httpx.AsyncClient, url: str, timeout: float) -> None:
+def _check_origin(url: httpx.URL, origins: Collection[str], what: str) -> None:
+    try:
+        origin = url_origin(url)
+    except ValueError as exc:
+        raise _error(ErrorCategory.BAD_RESPONSE, f"{what}: {exc}", permanent=True) from None
+    if origin not in origins:
+        raise _error(
+            ErrorCategory.BAD_RESPONSE,
+            f"{what} points to {origin}, which is not an allowed video origin "
+            "(setting video_origins); not fetched",
+            permanent=True,
+        )
+
+
+async def _probe(
+    client: httpx.AsyncClient,
+    url: str,
+    timeout: float,
+    origins: Collection[str],
+    max_redirects: int,
+) -> None:
     headers = {"Range": f"bytes=0-{PROBE_BYTES - 1}"}
-    async with client.stream("GET", url, headers=headers, timeout=timeout) as response:
-        head = await _read_head(response)
-        status = response.status_code
-        if status not in (200, 206):
-            raise _error(ErrorCategory.BAD_RESPONSE, f"{url} answered {status}", status, head)
-        content_type = response.headers.get("content-type")
-        if not looks_like_video(content_type, head):
-            raise _error(
-                ErrorCategory.BAD_RESPONSE,
-                f"{url} does not serve a video (content type {content_type or 'none'!s})",
-                status,
-                head,
-            )
+    target = httpx.URL(url)
+    _check_origin(target, origins, url)
+    for hop in range(max_redirects + 1):
+        # Redirects by hand, whatever the client was made with: each hop is checked
+        # before it is requested.
+        request = client.stream(
+            "GET", target, headers=headers, timeout=timeout, follow_redirects=False
+        )
+        async with request as response:
+            status = response.status_code
+            if response.has_redirect_location:
+                what = f"{url} redirect {hop + 1}"
+                try:
+                    target = target.join(response.headers["location"])
+                except httpx.InvalidURL as exc:
+                    raise _error(ErrorCategory.BAD_RESPONSE, f"{what}: {exc}", status) from None
+                _check_origin(target, origins, what)
+                continue
+            head = await _read_head(response)
+            if status not in (200, 206):
+                raise _error(ErrorCategory.BAD_RESPONSE, f"{url} answered {status}", status)
+            content_type = response.headers.get("content-type")
+            if not looks_like_video(content_type, head):
+                shown = (content_type or "none")[:100]  # the server's text: kept short
+                raise _error(
+                    ErrorCategory.BAD_RESPONSE,
+                    f"{url} does not serve a video (content type {shown})",
+                    status,
+                )
+            return
+    raise _error(
+        ErrorCategory.BAD_RESPONSE,
+        f"{url} redirects more than {max_redirects} times (setting verify_max_redirects)",
+    )
 
 
 async def verify_video(
-    url: str, client: httpx.AsyncClient | None = None, timeout: float = 10.0
+    url: str,
+    client: httpx.AsyncClient | None = None,
+    timeout: float = 10.0,
+    *,
+    origins: Collection[str],
+    max_redirects: int = DEFAULT_MAX_REDIRECTS,
 ) -> None:
     """Check that ``url`` serves a video: 200 or 206 to a ranged GET, and a video type or
     MP4 signature.
 
     :param url: the video URL a service returned; must be http(s).
-    :param client: an HTTP client to reuse (a fresh one is made and closed otherwise).
+    :param client: an HTTP client to reuse (a fresh one is made and closed otherwise);
+        its own redirect setting is overridden, redirects are followed here.
     :param timeout: seconds for the whole check.
-    :raises ServiceError: ``BAD_RESPONSE`` when the URL is unusable or is not a video,
-        ``TIMEOUT`` or ``NETWORK`` when it cannot be fetched; all retryable.
+    :param origins: the allowed origins, as ``vq_core.video_service.url_origin`` writes
+        them (see ``allowed_origins``); the URL and every redirect hop must be one.
+    :param max_redirects: redirects followed before the check fails.
+    :raises ServiceError: ``BAD_RESPONSE`` when the URL is unusable, is not a video or
+        redirects too often, ``TIMEOUT`` or ``NETWORK`` when it cannot be fetched, all
+        retryable; ``BAD_RESPONSE`` marked permanent (not retried) when the URL or a
+        redirect leaves the allowed origins, before anything is fetched from there.
     """
-    parts = urlsplit(url) if isinstance(url, str) else None
-    if parts is None or parts.scheme not in ("http", "https") or not parts.netloc:
+    if not isinstance(url, str):
         raise _error(ErrorCategory.BAD_RESPONSE, f"not an http(s) URL: {url!r}")
+    try:
+        url_origin(url)
+    except ValueError:
+        raise _error(ErrorCategory.BAD_RESPONSE, f"not an http(s) URL: {url!r}") from None
     own_client = client is None
-    http = client or httpx.AsyncClient(follow_redirects=True, verify=_tls_context())
+    http = client or make_client()
     try:
         # httpx times each read separately; a server dripping bytes must not hold us longer.
         async with asyncio.timeout(timeout):
-            await _probe(http, url, timeout)
+            await _probe(http, url, timeout, origins, max_redirects)
     except (httpx.TimeoutException, TimeoutError) as exc:
         raise _error(ErrorCategory.TIMEOUT, f"{url} timed out ({type(exc).__name__})") from exc
     except (httpx.TransportError, OSError) as exc:
@@ -109,7 +192,7 @@ async def verify_video(
             ErrorCategory.NETWORK, f"{url} unreachable ({type(exc).__name__}: {exc})"
         ) from exc
     except httpx.HTTPError as exc:
-        # Invalid URLs and too many redirects: the service handed us something unusable.
+        # Invalid URLs and the like: the service handed us something unusable.
         raise _error(ErrorCategory.BAD_RESPONSE, f"{url}: {type(exc).__name__}: {exc}") from exc
     finally:
         if own_client:

@@ -3,8 +3,10 @@
 Configuration (``[plugin_config.webhook]`` in vq.toml or ``VQ_PLUGIN_CONFIG__WEBHOOK__URL``):
 
 - ``url``: where to POST (no default: without it the sink is off);
-- ``secret``: optional; when set, each request carries
-  ``X-VQ-Signature: sha256=<hex HMAC-SHA256 of the body with the secret>``;
+- ``secret``: optional; when set, each request carries ``X-VQ-Timestamp: <unix
+  seconds>`` and ``X-VQ-Signature: v1=<hex HMAC-SHA256, keyed with the secret, of
+  "<timestamp>." followed by the raw body>``. Signing the time with the body lets a
+  receiver refuse a captured request replayed later (``verify`` is the check);
 - ``timeout``: seconds per request (default 5).
 
 The body holds every field of the alert plus ``text``, so a Slack (or Mattermost,
@@ -16,6 +18,7 @@ from __future__ import annotations
 import hashlib
 import hmac
 import json
+import time
 from typing import Any
 from urllib.parse import urlsplit
 
@@ -27,11 +30,46 @@ from vq_core.alerts.model import Alert, AlertSink
 from vq_core.config import ConfigError, Settings
 
 SIGNATURE_HEADER = "X-VQ-Signature"
+TIMESTAMP_HEADER = "X-VQ-Timestamp"
+SIGNATURE_VERSION = "v1"
+# How old a signed request a receiver should still accept, in seconds.
+DEFAULT_TOLERANCE = 300
 
 
-def sign(body: bytes, secret: str) -> str:
-    """The signature header's value for ``body``: ``sha256=<hex>``."""
-    return "sha256=" + hmac.new(secret.encode(), body, hashlib.sha256).hexdigest()
+def sign(body: bytes, secret: str, timestamp: int) -> str:
+    """The signature header's value: ``v1=<hex HMAC-SHA256 of b"<timestamp>." + body>``."""
+    message = str(timestamp).encode() + b"." + body
+    digest = hmac.new(secret.encode(), message, hashlib.sha256).hexdigest()
+    return f"{SIGNATURE_VERSION}={digest}"
+
+
+def verify(
+    body: bytes,
+    secret: str,
+    timestamp: str | None,
+    signature: str | None,
+    *,
+    tolerance: float = DEFAULT_TOLERANCE,
+    now: float | None = None,
+) -> bool:
+    """The receiver's check of a request: a fresh timestamp and a matching signature.
+
+    :param body: the raw request body, before any JSON parsing.
+    :param timestamp: the ``X-VQ-Timestamp`` header (``None`` when missing).
+    :param signature: the ``X-VQ-Signature`` header (``None`` when missing).
+    :param tolerance: the oldest (and the furthest in the future) a timestamp may be,
+        in seconds; 5 minutes by default.
+    :param now: the current Unix time (for tests); ``time.time()`` otherwise.
+    """
+    if timestamp is None or signature is None:
+        return False
+    if not (timestamp.isascii() and timestamp.isdigit()):
+        return False
+    current = time.time() if now is None else now
+    if abs(current - int(timestamp)) > tolerance:
+        return False
+    # Constant-time, so the comparison tells an attacker nothing about the digest.
+    return hmac.compare_digest(sign(body, secret, int(timestamp)), signature.strip())
 
 
 class WebhookSink:
@@ -49,7 +87,10 @@ class WebhookSink:
         body = json.dumps(alert_payload(alert), default=str).encode()
         headers = {"Content-Type": "application/json", "User-Agent": "vq-alerts"}
         if self.secret:
-            headers[SIGNATURE_HEADER] = sign(body, self.secret)
+            # A fresh timestamp per attempt: a retried delivery is signed anew.
+            timestamp = int(time.time())
+            headers[TIMESTAMP_HEADER] = str(timestamp)
+            headers[SIGNATURE_HEADER] = sign(body, self.secret, timestamp)
         async with httpx.AsyncClient(timeout=self.timeout) as client:
             response = await client.post(self.url, content=body, headers=headers)
         response.raise_for_status()

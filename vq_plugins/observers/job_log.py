@@ -10,6 +10,9 @@ other step (``claimed``, which names the service it calls, ``progress``,
 can be followed at the default level. Video jobs take minutes, so a few lines
 each cost nothing; a queue of no-op jobs at thousands per second (benchmarks)
 should run at ``VQ_LOG_LEVEL=WARNING``.
+
+The credentials of URLs (``http://user:pw@host``) are replaced by ``***`` in the line
+and its fields.
 """
 
 from __future__ import annotations
@@ -19,6 +22,7 @@ import uuid
 from typing import Any
 
 from vq_core import hookimpl
+from vq_core.redact import redact_urls
 
 log = logging.getLogger("vq.job.events")
 
@@ -83,5 +87,7 @@ def vq_job_event(job_id: uuid.UUID, event: str, details: dict[str, Any]) -> None
     for key in FIELDS:
         value = details.get(key)
         if value is not None:
-            extra[key] = value
-    log.log(level, "job %s: %s", job_id, describe(event, details), extra=extra)
+            # A video URL may carry credentials (http://user:pw@...), and so may an
+            # error message that quotes one.
+            extra[key] = redact_urls(value) if isinstance(value, str) else value
+    log.log(level, "job %s: %s", job_id, redact_urls(describe(event, details)), extra=extra)

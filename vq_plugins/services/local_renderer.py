@@ -132,6 +132,10 @@ class LocalRenderer:
             "service": self.name,
         }
 
+    def video_origins(self) -> Sequence[str]:
+        """The public URL whose ``/media`` serves the rendered files."""
+        return (self.public_url,)
+
     async def health(self) -> bool:
         """The media folder exists (or can be made) and is writable."""
         try:

@@ -173,6 +173,10 @@ class ManimRevideoService:
             result["manim_url"] = manim_url
         return result
 
+    def video_origins(self) -> Sequence[str]:
+        """The two base URLs: the composed video is served by one of them by default."""
+        return (self.manim.base_url, self.revideo.base_url)
+
     async def health(self) -> bool:
         """Both ``{base}/health`` endpoints answer 2xx."""
         manim_ok = await get_ok(self._client, f"{self.manim.base_url}/health")

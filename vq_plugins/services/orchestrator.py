@@ -102,6 +102,10 @@ class OrchestratorService:
         await progress(95.0, "verifying")
         return video_result(data, self.name)
 
+    def video_origins(self) -> Sequence[str]:
+        """The base URL: by default the video is served where it was rendered."""
+        return (self.base_url,)
+
     async def health(self) -> bool:
         """``GET {base}/health`` answers 2xx."""
         return await get_ok(self._client, f"{self.base_url}/health")

@@ -3,10 +3,15 @@
 The dialog is built once per page and refreshed in place by the page's timer, so an
 open dialog survives refreshes; the video element is only rebuilt when the video URL
 changes, so playback is not restarted every few seconds.
+
+Python stack traces (with the server's paths) are for admins: for viewers and operators
+the dialog shows the error without its stack, and the history without the stacks of
+failed attempts.
 """
 
 from __future__ import annotations
 
+import dataclasses
 import logging
 import uuid
 
@@ -14,6 +19,7 @@ from nicegui import ui
 
 from vq_core.errors import JobNotFound
 from vq_core.models import Job, JobEvent, JobStatus
+from vq_core.redact import without_stack
 from vq_core.store import Store
 from vq_ui.admin.actions import Actions, parse_job_id
 from vq_ui.admin.format import (
@@ -56,11 +62,15 @@ def _section(title: str, key: str) -> ui.column:
 
 
 class JobDetails:
-    """One dialog per page; ``show(job_id)`` fills and opens it."""
+    """One dialog per page; ``show(job_id)`` fills and opens it.
 
-    def __init__(self, store: Store, actions: Actions) -> None:
+    :param show_stack: show stack traces (admins only).
+    """
+
+    def __init__(self, store: Store, actions: Actions, *, show_stack: bool = False) -> None:
         self.store = store
         self.actions = actions
+        self.show_stack = show_stack
         self.job_id: uuid.UUID | None = None
         self.video_url: str | None = None
         with (
@@ -177,6 +187,8 @@ class JobDetails:
         self._fill_error(job)
         self.payload.set_text(pretty_json(job.payload))
         newest = events[-MAX_EVENTS:][::-1]
+        if not self.show_stack:
+            newest = [dataclasses.replace(e, details=without_stack(e.details)) for e in newest]
         rows = [event_row(e) for e in newest]
         if rows != self.events.rows:
             self.events.rows = rows
@@ -215,7 +227,8 @@ class JobDetails:
                 head.append(f"{key} {error[key]}")
         self.error_head.set_text(" · ".join(head))
         self.error_message.set_text(str(error.get("message") or ""))
-        stack = error.get("stack") or error.get("body_excerpt") or ""
+        stack = error.get("stack") if self.show_stack else None
+        stack = stack or error.get("body_excerpt") or ""
         self.error_stack.set_text(str(stack))
         self.error_stack.set_visibility(bool(stack))
 

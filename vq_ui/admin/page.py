@@ -116,7 +116,7 @@ class AdminPage:
             self.actions = Actions(
                 store, user.label, user.can("act"), self.changed, self.still_allowed
             )
-            self.details = JobDetails(store, self.actions)
+            self.details = JobDetails(store, self.actions, show_stack=user.can("admin"))
             self.jobs = JobList(store, self.actions, self.details.show, state)
 
     def _header(self, user: User) -> None:
@@ -126,9 +126,12 @@ class AdminPage:
             ui.space()
             self.updated = ui.label("").classes("text-xs opacity-80").props("data-updated")
             ui.label(f"{user.username} · {user.role.value}").props("data-user")
-            ui.button("Sign out", icon="logout", on_click=lambda: ui.navigate.to("/logout")).props(
-                "flat color=white data-action=logout"
-            )
+            # A plain form: signing out is POST /logout (a GET would let any site sign
+            # people out), and the browser's Origin passes the same-origin check.
+            with ui.element("form").props("method=post action=/logout").classes("m-0"):
+                ui.button("Sign out", icon="logout").props(
+                    "flat color=white type=submit data-action=logout"
+                )
 
     async def still_allowed(self) -> bool:
         """True while the session is valid with the same role; else leave the page (to

@@ -1,5 +1,6 @@
-"""Admin routes of the API: who am I, users and API tokens (``/api/v1/me``, ``/users``,
-``/tokens``). Users and tokens need the admin role; ``/me`` any signed-in caller."""
+"""Admin routes of the API: who am I, users, their sessions and API tokens
+(``/api/v1/me``, ``/users``, ``/users/{username}/sessions``, ``/sessions``, ``/tokens``).
+All but ``/me`` need the admin role; ``/me`` any signed-in caller."""
 
 from __future__ import annotations
 
@@ -9,7 +10,7 @@ from fastapi import APIRouter, Depends, Path
 from pydantic import BaseModel, ConfigDict, Field
 
 from vq_ui.api.jobs import StoreDep
-from vq_ui.auth import users
+from vq_ui.auth import sessions, users
 from vq_ui.auth.access import User, require
 from vq_ui.auth.roles import Role
 
@@ -82,11 +83,39 @@ async def create_user(body: NewUser, store: StoreDep, user: Admin) -> dict[str, 
 async def change_user(
     username: str, body: UserChange, store: StoreDep, user: Admin
 ) -> dict[str, Any]:
-    """Change a user's role, disabled flag or password (the last two sign them out)."""
+    """Change a user's role, disabled flag or password; a new password, another role or
+    disabling ends the user's sessions."""
     changed = await users.update_user(
         store, username, password=body.password, role=body.role, disabled=body.disabled
     )
     return changed.to_dict()
+
+
+@router.get(
+    "/users/{username}/sessions", responses={404: {"description": "No such user"}, **_ERRORS}
+)
+async def list_sessions(username: str, store: StoreDep, user: Admin) -> dict[str, Any]:
+    """A user's live sessions, newest first; ``current`` marks the caller's own."""
+    found = await sessions.list_sessions(store, username)
+    return {"sessions": [{**s.to_dict(), "current": s.id == user.session_id} for s in found]}
+
+
+@router.delete(
+    "/users/{username}/sessions", responses={404: {"description": "No such user"}, **_ERRORS}
+)
+async def end_user_sessions(username: str, store: StoreDep, user: Admin) -> dict[str, Any]:
+    """End every session of a user (the caller's own too, if it is theirs)."""
+    return {"username": username, "ended": await sessions.end_user_sessions(store, username)}
+
+
+@router.delete(
+    "/sessions/{session_id}", responses={404: {"description": "No such session"}, **_ERRORS}
+)
+async def end_session(
+    session_id: Annotated[int, Path(ge=1, le=2**63 - 1)], store: StoreDep, user: Admin
+) -> dict[str, Any]:
+    """End one session by its id (from the list); its cookie gets 401 from now on."""
+    return (await sessions.end_session_by_id(store, session_id)).to_dict()
 
 
 @router.get("/tokens", responses=_ERRORS)

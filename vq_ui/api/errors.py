@@ -7,6 +7,7 @@ a 500. The store's own exceptions map to statuses here, so routes stay short.
 from __future__ import annotations
 
 import logging
+from collections.abc import Mapping
 from typing import Any
 
 from fastapi import FastAPI, Request
@@ -50,39 +51,45 @@ def validation_message(errors: list[dict[str, Any]]) -> str:
     return "; ".join(f"{_loc(e['loc'])}: {e['msg']}" for e in errors)
 
 
-def _error(status: int, detail: str, **extra: Any) -> JSONResponse:
-    return JSONResponse({"detail": detail, **extra}, status_code=status)
+def error_response(
+    status: int, detail: str, headers: Mapping[str, str] | None = None, **extra: Any
+) -> JSONResponse:
+    """An error in the API's shape, for code that answers before a route runs (the
+    middleware of ``vq_ui.http_guard``) as for the handlers here."""
+    return JSONResponse({"detail": detail, **extra}, status_code=status, headers=headers)
 
 
 async def _on_validation(request: Request, exc: Exception) -> JSONResponse:
     assert isinstance(exc, RequestValidationError)
     errors = _relevant(list(exc.errors()), exc.body)
     simple = [{"field": _loc(e["loc"]), "message": e["msg"]} for e in errors]
-    return _error(422, validation_message(errors), errors=simple)
+    return error_response(422, validation_message(errors), errors=simple)
 
 
 async def _on_http(request: Request, exc: Exception) -> JSONResponse:
     assert isinstance(exc, StarletteHTTPException)
-    return JSONResponse({"detail": exc.detail}, status_code=exc.status_code, headers=exc.headers)
+    return error_response(exc.status_code, exc.detail, exc.headers)
 
 
 async def _on_invalid(request: Request, exc: Exception) -> JSONResponse:
-    return _error(400, str(exc))
+    return error_response(400, str(exc))
 
 
 async def _on_not_found(request: Request, exc: Exception) -> JSONResponse:
-    return _error(404, str(exc).strip("'\""))
+    # The message itself: str() of a KeyError quotes it, and stripping quotes would
+    # also eat the closing quote of a name inside it ("no user named 'nobody'").
+    return error_response(404, str(exc.args[0]) if exc.args else str(exc))
 
 
 async def _on_conflict(request: Request, exc: Exception) -> JSONResponse:
-    return _error(409, str(exc))
+    return error_response(409, str(exc))
 
 
 async def _on_data_error(request: Request, exc: Exception) -> JSONResponse:
     # A value PostgreSQL refuses (a NUL character, an out-of-range number): the
     # client's fault, so a 400, but logged since the edge should have caught it.
     log.warning("database refused input on %s: %s", request.url.path, exc)
-    return _error(400, f"invalid input: {exc}")
+    return error_response(400, f"invalid input: {exc}")
 
 
 def install_error_handlers(app: FastAPI) -> None:

@@ -3,6 +3,7 @@ health, readiness and Prometheus metrics. docs/api.md is the reference.
 
 Routes call the same store methods as the CLI. Reads need a viewer, actions an
 operator (see ``vq_ui.auth.access``); ``/healthz`` and ``/readyz`` are open for load balancers.
+A job's error and history keep their Python stack traces (server paths) for admins only.
 """
 
 from __future__ import annotations
@@ -17,7 +18,8 @@ from fastapi.responses import JSONResponse
 from vq_core import db
 from vq_core.errors import InvalidInput
 from vq_core.metrics import render_metrics
-from vq_core.models import JobFilter, JobStatus, NewJob, Priority
+from vq_core.models import Job, JobFilter, JobStatus, NewJob, Priority
+from vq_core.redact import job_document_without_stacks
 from vq_core.store import Store
 from vq_core.validation import JobRequest, PriorityName
 from vq_ui.auth.access import User, auth_state, current_user, require
@@ -38,6 +40,17 @@ def get_store(request: Request) -> Store:
 
 
 StoreDep = Annotated[Store, Depends(get_store)]
+
+
+def shown(document: dict[str, Any], user: User) -> dict[str, Any]:
+    """A job document as ``user`` may see it: stack traces for admins only."""
+    return document if user.can("admin") else job_document_without_stacks(document)
+
+
+def _job(job: Job, user: User) -> dict[str, Any]:
+    return shown(job.to_dict(), user)
+
+
 _ERRORS: dict[int | str, dict[str, Any]] = {
     401: {"description": "No valid token or session"},
     403: {"description": "The role may not do this"},
@@ -121,7 +134,7 @@ async def list_jobs(
     except db.DataError:
         # The cursor decoded but its value does not fit this sort (another sort's cursor).
         raise InvalidInput("cursor: not a cursor of this sort order") from None
-    return {"jobs": [j.to_dict() for j in page.jobs], "next_cursor": page.next_cursor}
+    return {"jobs": [_job(j, user) for j in page.jobs], "next_cursor": page.next_cursor}
 
 
 @router.get("/jobs/{job_id}", responses={404: {"description": "No such job"}, **_ERRORS})
@@ -129,7 +142,7 @@ async def get_job(job_id: uuid.UUID, store: StoreDep, user: Reader) -> dict[str,
     """A job with its event history (oldest first)."""
     job = await store.get_job(job_id)
     events = await store.get_events(job_id)
-    return {**job.to_dict(), "events": [e.to_dict() for e in events]}
+    return shown({**job.to_dict(), "events": [e.to_dict() for e in events]}, user)
 
 
 # -- acting -------------------------------------------------------------------------
@@ -144,13 +157,13 @@ _ACTION_ERRORS: dict[int | str, dict[str, Any]] = {
 @router.post("/jobs/{job_id}/cancel", responses=_ACTION_ERRORS)
 async def cancel_job(job_id: uuid.UUID, store: StoreDep, user: Actor) -> dict[str, Any]:
     """Cancel a queued job at once, or ask the worker of a running job to stop it."""
-    return (await store.cancel(job_id, by=user.label)).to_dict()
+    return _job(await store.cancel(job_id, by=user.label), user)
 
 
 @router.post("/jobs/{job_id}/retry", responses=_ACTION_ERRORS)
 async def retry_job(job_id: uuid.UUID, store: StoreDep, user: Actor) -> dict[str, Any]:
     """Send a failed or cancelled job back to the queue with a fresh set of retries."""
-    return (await store.retry(job_id, by=user.label)).to_dict()
+    return _job(await store.retry(job_id, by=user.label), user)
 
 
 # -- the queue as a whole -----------------------------------------------------------

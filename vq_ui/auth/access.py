@@ -1,16 +1,23 @@
 """Access control for the API and the pages: who is asking, may they, and the login flow.
 
 A request is authenticated by ``Authorization: Bearer <token>`` (machines) or by the
-signed session cookie ``vq_session`` that ``POST /login`` sets (people). The cookie
-is signed with a key kept in ``vq.app_secrets``, so every app instance behind a load
-balancer accepts the others' sessions; it carries the username and a fingerprint of
-the password hash, and the user row is read on every request, so disabling a user or
-changing their password takes effect at once.
+session cookie ``vq_session`` that ``POST /login`` sets (people). The cookie carries
+the random secret of a server-side session (``vq_ui.auth.sessions``), signed with a key
+kept in ``vq.app_secrets``, so every app instance behind a load balancer accepts the
+others' sessions. The session row and its user are read on every request, so signing
+out (``POST /logout``), a new password, a role change and disabling the user end the
+session at once.
+
+The client address (for the sign-in limit and the session list) is the TCP peer's,
+unless the peer is one of ``trusted_proxies``: then it is the rightmost address of
+``X-Forwarded-For`` that is not itself a trusted proxy (uvicorn's
+``ProxyHeadersMiddleware``, which also takes ``X-Forwarded-Proto`` from them).
 
 Settings (``[plugin_config.ui]`` in vq.toml or ``VQ_PLUGIN_CONFIG__UI__KEY``):
 ``session_max_age_s`` (43200), ``login_max_failures`` (5), ``login_window_s`` (300),
 ``cookie_secure`` (false; the cookie is Secure anyway when the request came over https),
-``metrics_public`` (false: ``/api/v1/metrics`` needs a token or a session).
+``metrics_public`` (false: ``/api/v1/metrics`` needs a token or a session),
+``trusted_proxies`` (none: addresses or networks of reverse proxies).
 """
 
 from __future__ import annotations
@@ -19,18 +26,21 @@ import asyncio
 import hashlib
 import hmac
 import html
+import json
 from collections.abc import Awaitable, Callable
+from typing import Any
 from urllib.parse import urlsplit
 
 from fastapi import APIRouter, FastAPI, HTTPException, Request
-from fastapi.responses import HTMLResponse, RedirectResponse, Response
+from fastapi.responses import HTMLResponse, PlainTextResponse, RedirectResponse, Response
 from itsdangerous import BadSignature, URLSafeTimedSerializer
-from pydantic import BaseModel, ConfigDict, Field, ValidationError
+from pydantic import BaseModel, ConfigDict, Field, IPvAnyNetwork, ValidationError, field_validator
 from starlette.types import ASGIApp, Receive, Scope, Send
+from uvicorn.middleware.proxy_headers import ProxyHeadersMiddleware
 
 from vq_core.config import Settings
 from vq_core.store import Store
-from vq_ui.auth import users
+from vq_ui.auth import sessions, users
 from vq_ui.auth.roles import ROLE_CAN, Role, User, can
 
 __all__ = [
@@ -63,6 +73,22 @@ class AuthConfig(BaseModel):
     login_window_s: float = Field(default=300.0, gt=0)
     cookie_secure: bool = False
     metrics_public: bool = False
+    trusted_proxies: list[IPvAnyNetwork] = Field(default_factory=list)
+
+    @field_validator("trusted_proxies", mode="before")
+    @classmethod
+    def _proxies_from_text(cls, value: Any) -> Any:
+        # From VQ_PLUGIN_CONFIG__UI__TRUSTED_PROXIES the list arrives as text: JSON, or
+        # addresses separated by commas.
+        if not isinstance(value, str):
+            return value
+        text = value.strip()
+        if text.startswith("["):
+            try:
+                return json.loads(text)
+            except ValueError:
+                raise ValueError("not a JSON list of addresses") from None
+        return [part.strip() for part in text.split(",") if part.strip()]
 
     @classmethod
     def from_settings(cls, settings: Settings) -> AuthConfig:
@@ -156,7 +182,8 @@ async def current_user(request: Request) -> User | None:
     return user
 
 
-async def _session_user(state: AuthState, cookie: str | None) -> User | None:
+async def _session_secret(state: AuthState, cookie: str | None) -> str | None:
+    """The session secret a cookie carries, if its signature is ours and not too old."""
     if not cookie:
         return None
     serializer = await state.serializer()
@@ -164,9 +191,18 @@ async def _session_user(state: AuthState, cookie: str | None) -> User | None:
         data = serializer.loads(cookie, max_age=state.config.session_max_age_s)
     except BadSignature:  # also SignatureExpired
         return None
-    if not isinstance(data, dict) or not isinstance(data.get("u"), str):
+    # Cookies from before server-side sessions ({"u": ..., "f": ...}) carry no "s".
+    if not isinstance(data, dict) or not isinstance(data.get("s"), str):
         return None
-    return await users.session_user(state.store, data["u"], str(data.get("f", "")))
+    secret: str = data["s"]
+    return secret
+
+
+async def _session_user(state: AuthState, cookie: str | None) -> User | None:
+    secret = await _session_secret(state, cookie)
+    if secret is None:
+        return None
+    return await sessions.session_user(state.store, secret)
 
 
 def _same_origin(request: Request) -> bool:
@@ -252,6 +288,7 @@ def safe_next(value: str | None, default: str = "/queue") -> str:
 
 
 def _client_ip(request: Request) -> str:
+    # The peer, or what a trusted proxy said the client was (install's middleware).
     return request.client.host if request.client else "unknown"
 
 
@@ -269,8 +306,14 @@ async def _login(request: Request) -> Response:
         return page("Cross-site sign-in refused.", 403)
     if not username or not password:
         return page("Enter a username and a password.", 400)
+    if not users.USERNAME.match(username):
+        # No account can have this name (and PostgreSQL could not store a NUL in it):
+        # the answer to a wrong password, without counting or hashing anything.
+        return page("Wrong username or password.", 401)
     ip, cfg = _client_ip(request), state.config
-    wait = await users.login_blocked_for(
+    # Counted before the password is checked, in one step with the check: concurrent
+    # attempts cannot all pass a count that none of them has added to yet.
+    wait = await users.admit_login_attempt(
         state.store, username, ip, cfg.login_max_failures, cfg.login_window_s
     )
     if wait > 0:
@@ -282,15 +325,22 @@ async def _login(request: Request) -> Response:
         )
     user = await users.verify_password(state.store, username, password)
     if user is None:
-        await users.record_login_failure(state.store, username, ip, cfg.login_window_s)
-        return page("Wrong username or password.", 401)
+        return page("Wrong username or password.", 401)  # already counted
     await users.clear_login_failures(state.store, username, ip)
-    return await _signed_in(request, state, user, next_path)
+    secret = await sessions.start_session(
+        state.store,
+        user.username,
+        cfg.session_max_age_s,
+        ip,
+        request.headers.get("user-agent", ""),
+    )
+    if secret is None:  # disabled between the password check and now
+        return page("Wrong username or password.", 401)
+    return await _signed_in(request, state, secret, next_path)
 
 
-async def _signed_in(request: Request, state: AuthState, user: User, next_path: str) -> Response:
-    fingerprint = await users.fingerprint_of(state.store, user.username)
-    cookie = (await state.serializer()).dumps({"u": user.username, "f": fingerprint})
+async def _signed_in(request: Request, state: AuthState, secret: str, next_path: str) -> Response:
+    cookie = (await state.serializer()).dumps({"s": secret})
     response = RedirectResponse(next_path, status_code=303)
     response.set_cookie(
         SESSION_COOKIE,
@@ -304,7 +354,13 @@ async def _signed_in(request: Request, state: AuthState, user: User, next_path: 
     return response
 
 
-def _logout(request: Request) -> Response:
+async def _logout(request: Request) -> Response:
+    if not _same_origin(request):
+        return PlainTextResponse("cross-site request refused", 403)
+    state = auth_state(request)
+    secret = await _session_secret(state, request.cookies.get(SESSION_COOKIE))
+    if secret is not None:
+        await sessions.end_session(state.store, secret)
     response = RedirectResponse("/login", status_code=303)
     response.delete_cookie(SESSION_COOKIE, path="/", httponly=True, samesite="lax")
     return response
@@ -322,9 +378,15 @@ def auth_router() -> APIRouter:
     async def login(request: Request) -> Response:
         return await _login(request)
 
-    @router.api_route("/logout", methods=["GET", "POST"])
+    @router.post("/logout")
     async def logout(request: Request) -> Response:
-        return _logout(request)
+        return await _logout(request)
+
+    # Any site can make a browser GET a URL (an <img>), so signing out is POST only.
+    # Said here, not left to the router: NiceGUI, mounted at "/", would answer a GET.
+    @router.get("/logout")
+    async def logout_get() -> Response:
+        return PlainTextResponse("sign out with POST /logout", 405, {"Allow": "POST"})
 
     @router.get("/admin")
     async def admin() -> RedirectResponse:
@@ -334,9 +396,16 @@ def auth_router() -> APIRouter:
 
 
 def install(app: FastAPI, settings: Settings, store: Store, secret: str | None = None) -> AuthState:
-    """Give ``app`` the auth state, the scope injector and the login routes."""
+    """Give ``app`` the auth state, the scope injector, the forwarded-header handling of
+    ``trusted_proxies`` and the login routes."""
     state = AuthState(store, AuthConfig.from_settings(settings), secret)
     app.state.vq_auth = state
     app.add_middleware(_ScopeInjector, state=state)
+    # Outside the scope injector and the routes, so they all see the client's address.
+    # With no trusted proxies it trusts nobody, and forwarded headers are ignored.
+    app.add_middleware(
+        ProxyHeadersMiddleware,
+        trusted_hosts=[str(network) for network in state.config.trusted_proxies],
+    )
     app.include_router(auth_router())
     return state

@@ -33,12 +33,13 @@ def can(role: Role, action: str) -> bool:
 
 @dataclass(frozen=True)
 class User:
-    """Whoever made a request: a signed-in user (``via="session"``) or an API token
-    (``via="token"``, ``username`` is the token's name)."""
+    """Whoever made a request: a signed-in user (``via="session"``, ``session_id`` the
+    session's id) or an API token (``via="token"``, ``username`` is the token's name)."""
 
     username: str
     role: Role
     via: str
+    session_id: int | None = None
 
     @property
     def label(self) -> str:

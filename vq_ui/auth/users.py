@@ -1,5 +1,6 @@
 """Users, API tokens, login failures and shared secrets: the functions behind the login
-page, the API's auth and the ``vq users`` / ``vq tokens`` commands.
+page, the API's auth and the ``vq users`` / ``vq tokens`` commands (sessions are in
+``vq_ui.auth.sessions``).
 
 Passwords are hashed with argon2id; API tokens are long random strings, so they are
 stored as their sha256 (nothing to brute-force) and shown in plain text only once.
@@ -11,7 +12,6 @@ from __future__ import annotations
 
 import asyncio
 import hashlib
-import hmac
 import re
 import secrets
 from dataclasses import dataclass
@@ -142,12 +142,6 @@ def hash_token(token: str) -> str:
     return hashlib.sha256(token.encode()).hexdigest()
 
 
-def session_fingerprint(password_hash: str) -> str:
-    """A short tag of the current password hash, carried in session cookies so that a
-    password change signs every existing session out."""
-    return hashlib.sha256(password_hash.encode()).hexdigest()[:16]
-
-
 @cache
 def _dummy_hash() -> str:
     return _hasher.hash(secrets.token_urlsafe(16))
@@ -184,7 +178,8 @@ async def update_user(
 ) -> UserInfo:
     """Change a user's password, role or disabled flag; ``UnknownName`` if there is none.
 
-    A new password or disabling the account ends the user's sessions at once.
+    A new password, another role or disabling the account ends the user's sessions at
+    once (in the same statement); re-enabling brings none of them back.
     """
     parsed = parse_role(role).value if role is not None else None
     hashed = None
@@ -218,27 +213,11 @@ async def verify_password(store: Store, username: str, password: str) -> User | 
     if login is None or not ok or login.disabled:
         return None
     if _hasher.check_needs_rehash(stored):
-        await update_user(store, username, password=password)
+        # The same password, hashed with today's parameters: not a change, so the
+        # user's other sessions stay.
+        rehashed = await asyncio.to_thread(hash_password, password)
+        await store.rehash_password(login.username, rehashed)
     return User(login.username, Role(login.role), "session")
-
-
-async def session_user(store: Store, username: str, fingerprint: str) -> User | None:
-    """The user a session cookie names, if the account is still enabled and its password
-    unchanged since the cookie was issued."""
-    login = await store.user_login(username)
-    if login is None or login.disabled:
-        return None
-    if not hmac.compare_digest(session_fingerprint(login.password_hash), fingerprint):
-        return None
-    return User(login.username, Role(login.role), "session")
-
-
-async def fingerprint_of(store: Store, username: str) -> str:
-    """The session fingerprint of a user's current password."""
-    login = await store.user_login(username)
-    if login is None:
-        raise UnknownName(f"no user named {username!r}")
-    return session_fingerprint(login.password_hash)
 
 
 async def ensure_first_admin(store: Store, username: str = "admin") -> str | None:
@@ -302,21 +281,22 @@ async def verify_token(store: Store, token: str) -> User | None:
 # -- login rate limiting and shared secrets -----------------------------------------
 
 
-async def login_blocked_for(
+async def admit_login_attempt(
     store: Store, username: str, ip: str, max_failures: int, window_s: float
 ) -> float:
-    """Seconds until this username may try again from this address (0: it may now)."""
-    failures = await store.login_failures(username, ip, window_s)
-    if failures.count < max_failures:
+    """Admit a sign-in attempt of this username from this address to the password check,
+    or not: 0 when it may go on (it counts as a failure from now on, until
+    ``clear_login_failures``), else the seconds until it may try again.
+
+    The check and the count are one atomic step in the database, so of N concurrent
+    attempts at most ``max_failures`` reach the password check within the window.
+    """
+    attempt = await store.start_login_attempt(username, ip, max_failures, window_s)
+    if attempt.allowed:
         return 0.0
     # At least one failure was counted (max_failures >= 1), so there is an oldest one.
-    assert failures.oldest_age_s is not None
-    return max(1.0, window_s - float(failures.oldest_age_s))
-
-
-async def record_login_failure(store: Store, username: str, ip: str, window_s: float) -> None:
-    """Remember a failed login (and forget those older than the window)."""
-    await store.record_login_failure(username, ip, window_s)
+    assert attempt.oldest_age_s is not None
+    return max(1.0, window_s - float(attempt.oldest_age_s))
 
 
 async def clear_login_failures(store: Store, username: str, ip: str) -> None:

@@ -33,7 +33,7 @@ from support.admin_browser import (
 from vq_core.models import JobStatus, NewJob
 from vq_core.store import Store
 from vq_plugins.services.render_engine import render_explainer
-from vq_ui.auth import users
+from vq_ui.auth import sessions, users
 
 pytestmark = [pytest.mark.browser, pytest.mark.usefixtures("accounts")]
 
@@ -44,7 +44,9 @@ def _text_is(selector: str, expected: str) -> Callable[[WebDriver], bool]:
     return ec.text_to_be_present_in_element((By.CSS_SELECTOR, selector), expected)
 
 
-async def test_signed_out_visitors_are_sent_to_login(web: WebApp, driver: WebDriver) -> None:
+async def test_signed_out_visitors_are_sent_to_login(
+    store: Store, web: WebApp, driver: WebDriver
+) -> None:
     driver.get(f"{web.url}/admin")
     wait(driver).until(ec.url_contains("/login?next="))
     assert "%2Fqueue" in driver.current_url
@@ -52,8 +54,10 @@ async def test_signed_out_visitors_are_sent_to_login(web: WebApp, driver: WebDri
     assert not driver.find_elements(By.CSS_SELECTOR, "[data-panel=jobs]")
     screenshot(driver, "login")
     log_in(driver, web, "operator")
-    click(driver, "[data-action=logout]")
+    assert len(await sessions.list_sessions(store, "operator")) == 1
+    click(driver, "[data-action=logout]")  # the header's form posts to /logout
     wait(driver).until(ec.url_to_be(f"{web.url}/login"))
+    assert await sessions.list_sessions(store, "operator") == []  # ended on the server
     driver.get(f"{web.url}/queue")
     wait(driver).until(ec.url_contains("/login?next="))
 
@@ -275,7 +279,9 @@ async def test_an_open_page_follows_role_changes_and_disabling(
         )
     )
     await users.update_user(store, "operator", role="viewer")
-    wait(driver).until(_text_is("[data-user]", "operator · viewer"))  # reloaded
+    wait(driver).until(ec.url_contains("/login"))  # a role change ends the session
+    log_in(driver, web, "operator")
+    wait(driver).until(_text_is("[data-user]", "operator · viewer"))
     wait(driver).until(lambda d: str(job) in shown_job_ids(d))
     assert not driver.find_elements(By.CSS_SELECTOR, "button[data-action=cancel]")
     await users.update_user(store, "operator", disabled=True)

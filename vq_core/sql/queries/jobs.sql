@@ -104,6 +104,10 @@ RETURNING id, cancel_requested;
 -- Mark a batch completed with results (copying the video fields into the payload too);
 -- answer the ids that were no longer this worker's (lease lost), usually none. The
 -- results come as one JSON array ($3): one value to encode, not one per job.
+-- A job this worker completed already counts as done, not lost: a retry after a lost
+-- reply must not report a completion the database holds. Completed jobs keep their
+-- worker_id, and nothing moves a completed job on, so the pair is proof enough. The
+-- current error goes (the failed attempts' events keep theirs).
 WITH input AS (
     SELECT * FROM ROWS FROM (unnest($2::uuid[]), jsonb_array_elements($3::jsonb)) AS t(id, result)
 ),
@@ -117,6 +121,7 @@ done AS (
                               'thumbnail_url', i.result -> 'thumbnail_url',
                               'duration', i.result -> 'duration'))
                           ELSE j.payload END,
+           error = NULL,
            completed_at = now(),
            updated_at = now(),
            lease_expires_at = NULL
@@ -133,8 +138,16 @@ counters AS (
        SET jobs_completed = jobs_completed + (SELECT count(*) FROM done),
            consecutive_failures = 0
      WHERE id = $1
+),
+-- MATERIALIZED: the jobs table is read only for the jobs done missed, none as a rule.
+missed AS MATERIALIZED (
+    SELECT i.id FROM input i WHERE NOT EXISTS (SELECT 1 FROM done d WHERE d.id = i.id)
 )
-SELECT i.id FROM input i WHERE NOT EXISTS (SELECT 1 FROM done d WHERE d.id = i.id);
+-- The statement's snapshot predates done, so this sees earlier completions only.
+SELECT m.id
+  FROM missed m
+ WHERE NOT EXISTS (SELECT 1 FROM vq.jobs j
+                    WHERE j.id = m.id AND j.worker_id = $1 AND j.status = 'completed');
 
 -- fail_job --
 -- Record a failed attempt: back to the queue after $4 seconds, or failed for good when $4 is NULL.
