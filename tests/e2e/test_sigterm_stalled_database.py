@@ -118,7 +118,7 @@ async def test_sigterm_ends_a_worker_whose_database_stalled(
 
         await eventually(all_running, timeout=60)
         proxy.stall()
-        # Statements with no answer: the two claim lanes, heartbeats, lease work.
+        # Four connections waiting for answers: claims, heartbeats, lease work.
         await proxy.wait_held(4, timeout=30)
         stopped_at = time.monotonic()
         stalled.send_signal(signal.SIGTERM)

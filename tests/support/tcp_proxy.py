@@ -1,7 +1,7 @@
 """A TCP proxy on 127.0.0.1 that can stall: stop forwarding, yet keep every socket open.
 
 To a client it looks like a database that stopped answering (a network black hole, a
-frozen server): connections stay established, bytes sent are accepted and go nowhere,
+frozen server): connections stay established, bytes sent are accepted and held,
 no reply, no reset. ``resume`` delivers what was held, in order.
 """
 

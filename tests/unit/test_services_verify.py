@@ -265,3 +265,13 @@ def test_signature_or_content_type() -> None:
     assert looks_like_video("video/webm; codecs=vp9", b"")
     assert not looks_like_video("text/html; charset=utf-8", b"<!doctype html>")
     assert not looks_like_video(None, b"")
+
+
+async def test_credentials_in_a_video_url_stay_out_of_the_error(hops: LoopbackPeer) -> None:
+    """The error is shown to every viewer: a URL's user and password are not."""
+    hops.serve("/gone", SECRET, "text/plain", status=404)
+    with_credentials = hops.url.replace("http://", "http://ann:pa55word@") + "/gone"
+    error = await verify_error(with_credentials, origins(hops.url))
+    assert error.status_code == 404
+    assert "pa55word" not in error.message and "ann:" not in error.message
+    assert "***@" in error.message

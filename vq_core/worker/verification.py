@@ -22,6 +22,7 @@ import httpx
 from vq_core.config import ConfigError, Settings
 from vq_core.errors import ServiceError
 from vq_core.models import ErrorCategory
+from vq_core.redact import redact_urls
 from vq_core.video_service import VideoService, declared_video_origins, url_origin
 
 SERVICE = "verify"
@@ -38,10 +39,10 @@ def _error(
     permanent: bool = False,
 ) -> ServiceError:
     # No body excerpt: the body is whatever the URL served, and the job's error is
-    # shown to every viewer.
+    # shown to every viewer; for the same reason, no credentials a URL carried.
     return ServiceError(
         category,
-        f"video verification failed: {message}",
+        f"video verification failed: {redact_urls(message)}",
         service=SERVICE,
         call=CALL,
         status_code=status_code,
