@@ -9,6 +9,7 @@ A job's error and history keep their Python stack traces (server paths) for admi
 from __future__ import annotations
 
 import asyncio
+import logging
 import uuid
 from typing import Annotated, Any, Literal
 
@@ -28,6 +29,7 @@ MAX_BATCH = 1000
 SortKey = Literal["created_at", "-created_at", "updated_at", "-updated_at", "priority", "-priority"]
 NoNul = r"^[^\x00]*$"
 
+log = logging.getLogger("vq.ui")
 router = APIRouter(prefix="/api/v1")
 Reader = Annotated[User, Depends(require("read"))]
 Actor = Annotated[User, Depends(require("act"))]
@@ -207,7 +209,10 @@ async def readyz(store: StoreDep) -> JSONResponse:
         async with asyncio.timeout(5):
             pending = await store.pending_migrations()
     except db.DB_ERRORS as exc:  # the timeout too: TimeoutError is an OSError
-        reason = f"database unreachable: {type(exc).__name__}: {exc}"
+        # Anyone may ask: the answer names the kind of failure, the log has the detail
+        # (which can carry hosts, paths or user names).
+        log.warning("readyz: database unreachable: %s: %s", type(exc).__name__, exc)
+        reason = f"database unreachable ({type(exc).__name__})"
         return JSONResponse({"status": "not ready", "reason": reason}, status_code=503)
     if pending:
         names = ", ".join(f"{m.version:04d}_{m.name}" for m in pending)
