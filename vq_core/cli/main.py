@@ -6,6 +6,7 @@ Plugins add commands through the ``vq_add_commands`` hook.
 
 from __future__ import annotations
 
+import dataclasses
 import functools
 import json
 import sys
@@ -155,8 +156,11 @@ async def migrate(as_json: bool) -> None:
     from vq_core.db import migrations
 
     dsn = await db.resolve_dsn(settings)
+    # The connect timeout and keepalives of every vq connection, but no statement
+    # timeout: an index build on a large table may rightly take longer (as in vq run).
+    options = dataclasses.replace(db.connect_options(settings), statement_timeout=None)
     try:
-        conn = await db.connect(dsn)
+        conn = await db.connect(dsn, options)
     except OSError as exc:
         raise DatabaseUnavailable(f"cannot reach the database: {exc}") from None
     try:
