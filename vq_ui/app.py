@@ -54,7 +54,7 @@ def create_app(
         static_url=DOCS_ASSETS_PATH,
         favicon_url=f"{DOCS_ASSETS_PATH}/favicon.png",
         swagger_ui_oauth2_redirect_url=f"{DOCS_PATH}/oauth2-redirect",
-        # Else Swagger UI shows a badge fetched from validator.swagger.io.
+        # Else Swagger UI shows a badge fetched from Swagger's online validator.
         swagger_ui_parameters={"validatorUrl": None},
     )
     app.state.vq_settings = settings

@@ -211,4 +211,4 @@ async def test_the_docs_page_loads_only_this_origin(client: httpx.AsyncClient) -
         r = await client.get(url)
         assert r.status_code == 200, url
         assert int(r.headers["content-length"]) > 0
-    assert '"validatorUrl": null' in page.text  # nothing sent to validator.swagger.io
+    assert '"validatorUrl": null' in page.text  # nothing sent to Swagger's online validator

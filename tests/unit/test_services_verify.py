@@ -176,20 +176,20 @@ async def test_redirects_are_capped(hops: LoopbackPeer) -> None:
 
 
 def test_allowed_origins_default_to_the_services_and_the_public_url(tmp_path: Path) -> None:
-    settings = Settings(data_dir=tmp_path, public_url="https://vq.example.com/")
+    settings = Settings(data_dir=tmp_path, public_url="https://127.0.0.1/")
     services = [OrchestratorService("http://127.0.0.1:9000/api"), NoopService()]
     assert allowed_origins(settings, services) == {
-        "http://127.0.0.1:9000", "https://vq.example.com:443",
+        "http://127.0.0.1:9000", "https://127.0.0.1:443",
     }
     own = Settings(data_dir=tmp_path, port=8123)
     assert allowed_origins(own, []) == {"http://127.0.0.1:8123"}
 
 
 def test_the_setting_replaces_the_default(tmp_path: Path) -> None:
-    settings = Settings(data_dir=tmp_path, video_origins=["https://CDN.example.com"])
-    assert settings.video_origins == ["https://cdn.example.com:443"]
+    settings = Settings(data_dir=tmp_path, video_origins=["HTTPS://127.0.0.1"])
+    assert settings.video_origins == ["https://127.0.0.1:443"]
     services = [OrchestratorService("http://127.0.0.1:9000")]
-    assert allowed_origins(settings, services) == {"https://cdn.example.com:443"}
+    assert allowed_origins(settings, services) == {"https://127.0.0.1:443"}
 
 
 class BadOrigins(NoopService):
