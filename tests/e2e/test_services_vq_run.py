@@ -9,16 +9,14 @@ from __future__ import annotations
 import json
 import os
 import signal
-import socket
 import subprocess
 import sys
-import time
 import uuid
 from pathlib import Path
 
-import httpx
 import pytest
 from support.helpers import eventually
+from support.processes import free_port, wait_ready
 from support.services import download
 
 from vq_core.models import FINAL_STATUSES, Job, JobStatus
@@ -29,31 +27,10 @@ VQ = [sys.executable, "-m", "vq_core.cli"]
 pytestmark = pytest.mark.slow
 
 
-def _free_port() -> int:
-    with socket.socket() as sock:
-        sock.bind(("127.0.0.1", 0))
-        port: int = sock.getsockname()[1]
-        return port
-
-
-def _wait_ready(url: str, proc: subprocess.Popen[bytes], log: Path, timeout: float = 60) -> None:
-    deadline = time.monotonic() + timeout
-    while time.monotonic() < deadline:
-        if proc.poll() is not None:
-            raise AssertionError(f"vq run exited {proc.returncode}: {log.read_text()}")
-        try:
-            if httpx.get(url, timeout=2).status_code == 200:
-                return
-        except httpx.TransportError:
-            pass
-        time.sleep(0.1)  # polling a starting server, bounded by the deadline
-    raise AssertionError(f"{url} not ready within {timeout}s: {log.read_text()}")
-
-
 async def test_submitted_doubt_on_a_fresh_vq_run_plays(
     dsn: str, store: Store, tmp_path: Path
 ) -> None:
-    port = _free_port()
+    port = free_port()
     config = tmp_path / "vq.toml"
     # Small frames keep the default 60-second doubt cheap; nothing else is configured.
     config.write_text(
@@ -66,7 +43,7 @@ async def test_submitted_doubt_on_a_fresh_vq_run_plays(
     with log.open("wb") as out:
         run = subprocess.Popen([*VQ, "run"], env=env, stdout=out, stderr=subprocess.STDOUT)
     try:
-        _wait_ready(f"http://127.0.0.1:{port}/api/v1/readyz", run, log)
+        wait_ready(f"http://127.0.0.1:{port}/api/v1/readyz", run, log)
         submitted = subprocess.run(
             [*VQ, "submit", "doubt", "--json",
              "--payload", json.dumps({"question": "Why does ice float on water?"})],

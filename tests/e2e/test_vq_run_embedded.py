@@ -17,12 +17,10 @@ import signal
 import socket
 import subprocess
 import sys
-import time
 import uuid
 from collections.abc import Iterator
 from pathlib import Path
 
-import httpx
 import pytest
 from support.embedded import (
     postmaster_pid,
@@ -31,6 +29,7 @@ from support.embedded import (
     wait_no_postgres,
 )
 from support.helpers import eventually
+from support.processes import free_port, wait_ready
 
 from vq_core import db
 from vq_core.db import migrations
@@ -42,13 +41,6 @@ VQ = [sys.executable, "-m", "vq_core.cli"]
 pytestmark = [pytest.mark.embedded, pytest.mark.slow]
 
 
-def _free_port() -> int:
-    with socket.socket() as sock:
-        sock.bind(("127.0.0.1", 0))
-        port: int = sock.getsockname()[1]
-        return port
-
-
 def _env(data_dir: Path, port: int) -> dict[str, str]:
     env = {k: v for k, v in os.environ.items() if k != "VQ_DATABASE_URL"}
     env.update(
@@ -58,21 +50,6 @@ def _env(data_dir: Path, port: int) -> dict[str, str]:
         VQ_POLL_INTERVAL="0.5",
     )
     return env
-
-
-def _wait_ready(port: int, proc: subprocess.Popen[bytes], log: Path, timeout: float = 120) -> None:
-    url = f"http://127.0.0.1:{port}/api/v1/readyz"
-    deadline = time.monotonic() + timeout
-    while time.monotonic() < deadline:
-        if proc.poll() is not None:
-            raise AssertionError(f"vq run exited {proc.returncode}: {log.read_text()}")
-        try:
-            if httpx.get(url, timeout=2).status_code == 200:
-                return
-        except httpx.TransportError:
-            pass
-        time.sleep(0.1)  # polling a starting server, bounded by the deadline
-    raise AssertionError(f"{url} not ready within {timeout}s: {log.read_text()}")
 
 
 @contextlib.contextmanager
@@ -101,9 +78,9 @@ def test_vq_run_stops_its_embedded_server_on_a_signal(
     embedded_tmp: Path, sig: signal.Signals
 ) -> None:
     data_dir = embedded_tmp / "data"
-    port, log = _free_port(), embedded_tmp / "vq-run.log"
+    port, log = free_port(), embedded_tmp / "vq-run.log"
     with _vq_run(data_dir, port, log) as run:
-        _wait_ready(port, run, log)
+        wait_ready(f"http://127.0.0.1:{port}/api/v1/readyz", run, log, timeout=120)
         pid = postmaster_pid(data_dir / "pgdata")
         run.send_signal(sig)
         assert run.wait(90) == 0, log.read_text()
@@ -163,7 +140,7 @@ async def _create_and_migrate(pgdata: Path) -> None:
 async def test_vq_run_replaces_a_server_whose_binaries_are_gone(embedded_tmp: Path) -> None:
     data_dir = embedded_tmp / "data"
     pgdata = data_dir / "pgdata"
-    port, log = _free_port(), embedded_tmp / "vq-run.log"
+    port, log = free_port(), embedded_tmp / "vq-run.log"
     site = embedded_tmp / "old-venv"
     old = start_from_another_installation(pgdata, site)
     try:
@@ -173,7 +150,7 @@ async def test_vq_run_replaces_a_server_whose_binaries_are_gone(embedded_tmp: Pa
         raise
     shutil.rmtree(site)  # that installation's .venv is deleted; its server runs on
     with _vq_run(data_dir, port, log) as run:
-        _wait_ready(port, run, log)
+        wait_ready(f"http://127.0.0.1:{port}/api/v1/readyz", run, log, timeout=120)
 
         submitted = subprocess.run(
             [*VQ, "submit", "noop", "--json", "--payload", json.dumps({"result": {"ok": 1}})],
@@ -216,7 +193,7 @@ def test_vq_run_refuses_a_server_another_installation_still_uses(embedded_tmp: P
         fcntl.flock(fd, fcntl.LOCK_SH)
         run = subprocess.run(
             [*VQ, "run"],
-            env=_env(data_dir, _free_port()),
+            env=_env(data_dir, free_port()),
             capture_output=True,
             text=True,
             timeout=180,

@@ -15,7 +15,9 @@ import asyncio
 import contextlib
 from collections.abc import AsyncIterator
 from dataclasses import dataclass, field
-from urllib.parse import urlsplit, urlunsplit
+from urllib.parse import urlsplit
+
+from support.tcp_proxy import via_port
 
 # ReadyForQuery: the last message of every reply, type 'Z', length 5.
 READY_FOR_QUERY = b"Z\x00\x00\x00\x05"
@@ -46,11 +48,7 @@ class ReplyCutter:
 
     def dsn(self, dsn: str) -> str:
         """``dsn`` through the proxy, without TLS (the proxy reads the messages)."""
-        parts = urlsplit(dsn)
-        userinfo = parts.netloc.rpartition("@")[0]
-        netloc = f"{userinfo}@127.0.0.1:{self.port}" if userinfo else f"127.0.0.1:{self.port}"
-        query = "&".join(q for q in (parts.query, "sslmode=disable") if q)
-        return urlunsplit(parts._replace(netloc=netloc, query=query))
+        return via_port(dsn, self.port, tls=False)
 
     def arm(self) -> None:
         """Lose the reply to the next execution of the statement; ``cut`` is set then."""

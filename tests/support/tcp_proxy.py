@@ -37,10 +37,7 @@ class TcpProxy:
 
     def dsn(self, dsn: str) -> str:
         """``dsn`` with its host and port replaced by the proxy's."""
-        parts = urlsplit(dsn)
-        userinfo = parts.netloc.rpartition("@")[0]
-        netloc = f"{userinfo}@127.0.0.1:{self.port}" if userinfo else f"127.0.0.1:{self.port}"
-        return urlunsplit(parts._replace(netloc=netloc))
+        return via_port(dsn, self.port)
 
     async def start(self) -> None:
         """Listen on a free port of 127.0.0.1."""
@@ -124,6 +121,16 @@ class TcpProxy:
         await self._forwarding.wait()
         with contextlib.suppress(OSError):
             writer.write_eof()
+
+
+def via_port(dsn: str, port: int, *, tls: bool = True) -> str:
+    """``dsn`` pointed at ``127.0.0.1:port`` (a proxy), its credentials kept; ``tls=False``
+    turns TLS off for a proxy that reads the protocol."""
+    parts = urlsplit(dsn)
+    userinfo = parts.netloc.rpartition("@")[0]
+    netloc = f"{userinfo}@127.0.0.1:{port}" if userinfo else f"127.0.0.1:{port}"
+    query = parts.query if tls else "&".join(q for q in (parts.query, "sslmode=disable") if q)
+    return urlunsplit(parts._replace(netloc=netloc, query=query))
 
 
 def proxyable(dsn: str) -> bool:
