@@ -94,6 +94,12 @@ class Settings(BaseSettings):
 
     concurrency: int = Field(default=10, ge=1, le=10_000)
     lease_seconds: float = Field(default=30.0, gt=1)
+    claim_oldest_every: int = Field(
+        default=10,
+        ge=0,
+        description="every Nth claim takes the oldest ready jobs whatever their priority "
+        "(0: strict priority)",
+    )
     poll_interval: float = Field(default=2.0, gt=0)
     lease_recovery_interval: float = Field(default=5.0, gt=0)
     heartbeat_interval: float = Field(default=5.0, gt=0)

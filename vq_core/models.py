@@ -6,7 +6,7 @@ import enum
 import uuid
 from dataclasses import dataclass, field
 from datetime import datetime
-from typing import Any
+from typing import Any, ClassVar
 
 
 class JobStatus(enum.StrEnum):
@@ -78,6 +78,9 @@ class NewJob:
     run_at: datetime | None = None
     max_retries: int | None = None
     idempotency_key: str | None = None
+    #: Whose job this is (for a doubt, the student): the claim takes turns between
+    #: groups and a type may cap each group's running jobs. ``None``: no group.
+    group_key: str | None = None
 
 
 @dataclass(frozen=True)
@@ -103,6 +106,12 @@ class Job:
     updated_at: datetime
     started_at: datetime | None
     completed_at: datetime | None
+    group_key: str | None = None
+    #: The job's place in its group when it arrived (0 for the first; always 0
+    #: without a group): the claim's turn order within a priority.
+    fair_seq: int = 0
+    #: The service the latest attempt was routed to (``None`` before the first claim).
+    service: str | None = None
 
     def to_dict(self) -> dict[str, Any]:
         """A JSON-ready view, as the API and ``--json`` print it."""
@@ -163,6 +172,18 @@ class JobFilter:
     job_type: str | None = None
     priority: Priority | None = None
     text: str | None = None
+    #: ``error.category`` of the job's latest failure.
+    category: ErrorCategory | None = None
+    #: The service of the latest attempt.
+    service: str | None = None
+    group_key: str | None = None
+    #: Created at or after / before this time.
+    created_after: datetime | None = None
+    created_before: datetime | None = None
+
+    def is_empty(self) -> bool:
+        """Whether the filter matches every job (bulk actions refuse that by default)."""
+        return all(getattr(self, name) is None for name in self.__dataclass_fields__)
 
 
 @dataclass(frozen=True)
@@ -186,6 +207,39 @@ class QueueConfig:
     service: str | None = None
     concurrency: int | None = None
     paused: bool = False
+    #: Running jobs of the type across every worker (``None``: no cap).
+    max_running: int | None = None
+    #: Running jobs of one group of the type across every worker.
+    max_running_per_group: int | None = None
+    updated_at: datetime | None = None
+    updated_by: str | None = None
+
+    #: The settings an operator may change (``Store.update_queue_config``).
+    SETTINGS: ClassVar[tuple[str, ...]] = (
+        "paused",
+        "service",
+        "timeout_s",
+        "max_retries",
+        "concurrency",
+        "max_running",
+        "max_running_per_group",
+    )
+
+
+@dataclass(frozen=True)
+class Actor:
+    """Who asked for an action and how: recorded in the job's history and in
+    ``vq.config_changes``. ``via`` is ``page``, ``api``, ``cli`` or ``sql``."""
+
+    name: str
+    via: str
+
+    def to_dict(self) -> dict[str, str]:
+        """The ``by`` and ``via`` of a history entry's details."""
+        return {"by": self.name, "via": self.via}
+
+    def __str__(self) -> str:
+        return f"{self.name} ({self.via})"
 
 
 @dataclass(frozen=True)

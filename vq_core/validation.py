@@ -14,9 +14,9 @@ A submission passes two stages, both here:
 ``parse_payload`` turns the CLI's payload text into the object the API would receive.
 
 Per-type configuration (``vq.job_queue_config``) is checked here too, by
-``check_queue_config``: ``Store.set_queue_config`` calls it, so every way of setting
-one (today the store's callers; an API route, a command or the page later) refuses a
-timeout that is NaN or Infinity, naming the setting.
+``check_queue_config`` and ``QueueConfigPatch``: the store calls them, so every way of
+setting one (``vq types set``, ``PATCH /api/v1/types/{type}``, the admin page) refuses
+a timeout that is NaN or Infinity, naming the setting.
 """
 
 from __future__ import annotations
@@ -24,7 +24,7 @@ from __future__ import annotations
 import dataclasses
 import json
 import math
-from collections.abc import Iterator
+from collections.abc import Iterator, Mapping
 from datetime import UTC, datetime
 from typing import Annotated, Any, Literal
 
@@ -56,6 +56,13 @@ class JobRequest(BaseModel):
     run_at: datetime | None = None
     max_retries: int | None = Field(default=None, ge=0, le=100)
     idempotency_key: str | None = Field(default=None, min_length=1, max_length=200)
+    group_key: str | None = Field(
+        default=None,
+        min_length=1,
+        max_length=200,
+        description="whose job this is (for a doubt, the student): the claim takes turns "
+        "between groups, and a type may cap each group's running jobs",
+    )
 
     @field_validator("payload")
     @classmethod
@@ -84,7 +91,7 @@ class JobRequest(BaseModel):
         ``InvalidInput`` otherwise, its message starting with ``where`` (``"3."`` for
         item 3 of a batch) and the field.
         """
-        for name in ("job_type", "idempotency_key"):
+        for name in ("job_type", "idempotency_key", "group_key"):
             text = getattr(self, name)
             if text is not None:
                 check_text(text, f"{where}{name}")
@@ -96,6 +103,7 @@ class JobRequest(BaseModel):
             run_at=_to_utc(self.run_at, f"{where}run_at"),
             max_retries=self.max_retries,
             idempotency_key=self.idempotency_key,
+            group_key=self.group_key,
         )
 
 
@@ -110,19 +118,83 @@ class QueueConfigRequest(BaseModel):
     # PostgreSQL orders NaN above every number, so "> 0" alone would let it through.
     timeout_s: float = Field(gt=0, allow_inf_nan=False)
     service: str | None = Field(default=None, min_length=1)
-    concurrency: int | None = Field(default=None, ge=1)
+    concurrency: int | None = Field(default=None, ge=1, le=10_000)
     paused: bool = False
+    max_running: int | None = Field(default=None, ge=1, le=1_000_000)
+    max_running_per_group: int | None = Field(default=None, ge=1, le=1_000_000)
+
+
+class QueueConfigPatch(BaseModel):
+    """A change to a job type's settings (``PATCH /api/v1/types/{type}``, ``vq types
+    set``, the admin page): a field left out stays as it is; ``null`` clears a cap or
+    the service (the type is then routed by the settings and the services' own
+    types)."""
+
+    model_config = ConfigDict(extra="forbid", strict=True)
+
+    paused: bool | None = Field(default=None, description="pause (true) or resume (false)")
+    service: str | None = Field(
+        default=None, min_length=1, max_length=200, description="the service that renders it"
+    )
+    timeout_s: float | None = Field(
+        default=None, gt=0, le=1e9, allow_inf_nan=False, description="seconds per attempt"
+    )
+    max_retries: int | None = Field(default=None, ge=0, le=1000)
+    concurrency: int | None = Field(
+        default=None, ge=1, le=10_000, description="running jobs per worker process"
+    )
+    max_running: int | None = Field(
+        default=None, ge=1, le=1_000_000, description="running jobs across every worker"
+    )
+    max_running_per_group: int | None = Field(
+        default=None, ge=1, le=1_000_000, description="running jobs of one group"
+    )
+
+    def changes(self) -> dict[str, Any]:
+        """The settings this patch names, with their new values."""
+        out = {name: getattr(self, name) for name in self.model_fields_set}
+        for name in ("paused", "timeout_s", "max_retries"):
+            if name in out and out[name] is None:
+                raise InvalidInput(f"{name}: may not be null")
+        if isinstance(out.get("service"), str):
+            check_text(out["service"], "service")
+        return out
+
+
+def queue_config_patch(values: Mapping[str, Any]) -> QueueConfigPatch:
+    """A ``QueueConfigPatch`` from plain values; ``InvalidInput`` names each bad one."""
+    try:
+        patch = QueueConfigPatch.model_validate(dict(values))
+    except ValidationError as exc:
+        raise InvalidInput(describe_validation_error(exc)) from None
+    patch.changes()
+    return patch
 
 
 def check_queue_config(config: QueueConfig) -> None:
     """Refuse a configuration a worker cannot use; ``InvalidInput`` names each bad
     setting (``timeout_s: Input should be a finite number``)."""
+    values = dataclasses.asdict(config)
+    # Bookkeeping the store writes itself, not settings.
+    values.pop("updated_at", None)
+    values.pop("updated_by", None)
     try:
-        QueueConfigRequest.model_validate(dataclasses.asdict(config))
+        QueueConfigRequest.model_validate(values)
     except ValidationError as exc:
         raise InvalidInput(describe_validation_error(exc)) from None
     if config.service is not None:
         check_text(config.service, "service")
+
+
+class ServiceLimitRequest(BaseModel):
+    """A service's cluster-wide cap (``PATCH /api/v1/services/{name}``, ``vq services
+    set``); ``null`` removes it."""
+
+    model_config = ConfigDict(extra="forbid", strict=True)
+
+    max_running: int | None = Field(
+        ge=1, le=1_000_000, description="running jobs of the service across every worker"
+    )
 
 
 def parse_payload(text: str) -> Any:

@@ -1,6 +1,6 @@
 """``vq users``, ``vq tokens`` and ``vq e2e``: the commands vq_ui adds to the CLI.
 
-They open the database the way the core commands do (``vq_core.cli.main.with_runtime``),
+They open the database the way the core commands do (``vq_core.cli.common.with_runtime``),
 so settings, the DSN and the embedded server are resolved identically.
 """
 
@@ -12,7 +12,7 @@ from typing import Any
 
 import click
 
-from vq_core.cli.main import UsageProblem, async_command, emit_json, json_option, with_runtime
+from vq_core.cli.common import UsageProblem, async_command, emit_json, json_option, with_runtime
 from vq_core.runtime import Runtime, require_migrated
 from vq_core.validation import check_text
 from vq_ui.auth import sessions, users

@@ -24,8 +24,13 @@ async def test_migrate_gives_up_on_a_stalled_database(dsn: str, tmp_path: Path) 
             "VQ_DB_CONNECT_TIMEOUT": "1",
         }
         proc = await asyncio.create_subprocess_exec(
-            sys.executable, "-m", "vq_core.cli", "migrate",
-            env=env, stdout=asyncio.subprocess.PIPE, stderr=asyncio.subprocess.PIPE,
+            sys.executable,
+            "-m",
+            "vq_core.cli",
+            "migrate",
+            env=env,
+            stdout=asyncio.subprocess.PIPE,
+            stderr=asyncio.subprocess.PIPE,
         )
         # Far beyond the 1 s timeout, far below asyncpg's own 60 s default.
         out, err = await asyncio.wait_for(proc.communicate(), timeout=30)

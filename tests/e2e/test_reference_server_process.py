@@ -12,17 +12,39 @@ import httpx
 
 from vq_plugins.reference.reference_services import set_remote_faults
 
-RENDER = {"job_id": "j-1", "job_type": "doubt", "input": "Why?", "style": "detailed",
-          "length": 3, "voice": "default"}
+RENDER = {
+    "job_id": "j-1",
+    "job_type": "doubt",
+    "input": "Why?",
+    "style": "detailed",
+    "length": 3,
+    "voice": "default",
+}
 
 
 def test_vq_services_serve_runs_a_server(tmp_path: Path) -> None:
     vq = Path(sys.executable).with_name("vq")
     env = {**os.environ, "VQ_CONFIG": "/nonexistent/vq.toml"}
     proc = subprocess.Popen(
-        [str(vq), "services", "serve", "--port", "0", "--media-dir", str(tmp_path / "m"),
-         "--width", "96", "--height", "64", "--fps", "4"],
-        stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True, env=env,
+        [
+            str(vq),
+            "services",
+            "serve",
+            "--port",
+            "0",
+            "--media-dir",
+            str(tmp_path / "m"),
+            "--width",
+            "96",
+            "--height",
+            "64",
+            "--fps",
+            "4",
+        ],
+        stdout=subprocess.PIPE,
+        stderr=subprocess.PIPE,
+        text=True,
+        env=env,
     )
     try:
         assert proc.stdout is not None

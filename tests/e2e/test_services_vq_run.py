@@ -45,9 +45,19 @@ async def test_submitted_doubt_on_a_fresh_vq_run_plays(
     try:
         wait_ready(f"http://127.0.0.1:{port}/api/v1/readyz", run, log)
         submitted = subprocess.run(
-            [*VQ, "submit", "doubt", "--json",
-             "--payload", json.dumps({"question": "Why does ice float on water?"})],
-            env=env, capture_output=True, text=True, timeout=60, check=False,
+            [
+                *VQ,
+                "submit",
+                "doubt",
+                "--json",
+                "--payload",
+                json.dumps({"question": "Why does ice float on water?"}),
+            ],
+            env=env,
+            capture_output=True,
+            text=True,
+            timeout=60,
+            check=False,
         )
         assert submitted.returncode == 0, submitted.stderr
         job_id = uuid.UUID(json.loads(submitted.stdout)["id"])

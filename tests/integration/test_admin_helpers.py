@@ -54,5 +54,3 @@ async def test_open_pages_share_one_stats_read(store: Store) -> None:
     await store.enqueue(NewJob("doubt"))
     assert (await reader.read())[0]["total"] == 0  # still the cached read
     assert (await SharedStats(store, max_age=0).read())[0]["total"] == 1
-
-

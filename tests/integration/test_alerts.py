@@ -132,7 +132,7 @@ async def test_three_failures_in_a_row_fire_and_a_success_resolves(
     error = {"message": "boom", "type": "API_ERROR", "retryable": True}
     for n in range(3):
         job = await store.enqueue(NewJob("doubt"))
-        (claimed,) = await store.claim("w1", ["doubt"], 1, 30)
+        (claimed,) = await store.claim("w1", {"doubt": "noop"}, 1, 30)
         assert claimed.id == job.id
         await store.fail("w1", job.id, error, None)
         sent = await engine.tick()
@@ -140,7 +140,7 @@ async def test_three_failures_in_a_row_fire_and_a_success_resolves(
     assert receiver.posts[0]["details"]["consecutive_failures"] == 3
 
     job = await store.enqueue(NewJob("doubt"))
-    await store.claim("w1", ["doubt"], 1, 30)
+    await store.claim("w1", {"doubt": "noop"}, 1, 30)
     assert await store.complete_many("w1", [(job.id, {"ok": True})]) == [job.id]
     assert [(a.key, a.state) for a in await engine.tick()] == [("worker_failures:w1", "resolved")]
 
@@ -152,7 +152,7 @@ async def test_oldest_queued_and_failure_rate(
     engine = AlertEngine(store, cfg, [WebhookSink(receiver.url)])
     await store.register_worker("w2", "host", 1, 4, ["render"], 30)
     jobs = await store.enqueue_many([NewJob("render") for _ in range(4)])
-    claimed = await store.claim("w2", ["render"], 4, 30)
+    claimed = await store.claim("w2", {"render": "noop"}, 4, 30)
     assert len(claimed) == 4
     error = {"message": "bad", "type": "INVALID_INPUT", "retryable": False}
     for job in jobs[:3]:

@@ -330,7 +330,7 @@ async def test_cancel_then_retry(
     assert again.status_code == 409
     events = (await client.get(f"{JOBS}/{job_id}", headers=h)).json()["events"]
     assert [e["event"] for e in events] == ["created", "cancelled", "retried"]
-    assert events[1]["details"] == {"by": "token:t-operator"}
+    assert events[1]["details"] == {"by": "token:t-operator", "via": "api"}
 
 
 # -- roles --------------------------------------------------------------------------

@@ -77,36 +77,36 @@ def test_stats_human_and_json(runner: CliRunner) -> None:
 
 # Each (arguments, what the one error line says): one database for all, nothing stored.
 BAD_INPUT = [
-        (("submit", "doubt", "--payload", "{nope"), "payload: not valid JSON"),
-        (("submit", "doubt", "--payload", "[1]"), "payload"),
-        (("submit", "bad type!"), "job_type"),
-        (("submit", "doubt", "--max-retries", "-1"), "max_retries"),
-        (("submit", "doubt", "--run-at", "tomorrow"), "run_at"),
-        (("submit", "doubt", "--priority", "asap"), "priority"),
-        (("jobs", "show", "not-a-uuid"), "not a job id"),
-        (("jobs", "show", "00000000-0000-0000-0000-000000000000"), "no job"),
-        (("jobs", "list", "--sort", "payload"), "sort"),
-        # What PostgreSQL cannot store, refused by vq_core.validation before the store:
-        (
-            ("submit", "doubt", "--payload", '{"q":"a\\u0000b"}'),
-            "payload: text may not contain NUL",
-        ),
-        (("submit", "doubt", "--payload", '{"a\\u0000":1}'), "payload: text may not contain NUL"),
-        (("submit", "doubt", "--payload", '{"q":"\\ud800"}'), "payload: text may not contain lone"),
-        (("submit", "doubt", "--payload", '{"q":"\udcff"}'), "payload: text may not contain lone"),
-        (("submit", "doubt", "--payload", '{"q": NaN}'), "payload: numbers must be finite"),
-        (("submit", "doubt", "--payload", '{"q": -Infinity}'), "payload: numbers must be finite"),
-        (("submit", "doubt", "--payload", '{"q": 1e400}'), "payload: numbers must be finite"),
-        (("submit", "doubt", "--payload", DEEP_5000), "payload: nested deeper than 100 levels"),
-        (("submit", "doubt", "--payload", DEEP_150), "payload: nested deeper than 100 levels"),
-        (("submit", "doubt", "--payload", LONG_NUMBER), "payload: a number has too many digits"),
-        (("submit", "doubt", "--payload", TOO_LARGE), "payload is larger than 262144 bytes"),
-        (("submit", "doubt", "--run-at", "9999-12-31T23:59:59-23:00"), "run_at: out of range"),
-        (("submit", "doubt", "--run-at", "0001-01-01T00:00:00+05:00"), "run_at: out of range"),
-        (("submit", "doubt", "--idempotency-key", "a\x00b"), "idempotency_key: text may not"),
-        (("submit", "doubt", "--idempotency-key", "\udcff"), "idempotency_key: Input should be"),
-        (("submit", "do\x00ubt"), "job_type: String should match"),
-    ]
+    (("submit", "doubt", "--payload", "{nope"), "payload: not valid JSON"),
+    (("submit", "doubt", "--payload", "[1]"), "payload"),
+    (("submit", "bad type!"), "job_type"),
+    (("submit", "doubt", "--max-retries", "-1"), "max_retries"),
+    (("submit", "doubt", "--run-at", "tomorrow"), "run_at"),
+    (("submit", "doubt", "--priority", "asap"), "priority"),
+    (("jobs", "show", "not-a-uuid"), "not a job id"),
+    (("jobs", "show", "00000000-0000-0000-0000-000000000000"), "no job"),
+    (("jobs", "list", "--sort", "payload"), "sort"),
+    # What PostgreSQL cannot store, refused by vq_core.validation before the store:
+    (
+        ("submit", "doubt", "--payload", '{"q":"a\\u0000b"}'),
+        "payload: text may not contain NUL",
+    ),
+    (("submit", "doubt", "--payload", '{"a\\u0000":1}'), "payload: text may not contain NUL"),
+    (("submit", "doubt", "--payload", '{"q":"\\ud800"}'), "payload: text may not contain lone"),
+    (("submit", "doubt", "--payload", '{"q":"\udcff"}'), "payload: text may not contain lone"),
+    (("submit", "doubt", "--payload", '{"q": NaN}'), "payload: numbers must be finite"),
+    (("submit", "doubt", "--payload", '{"q": -Infinity}'), "payload: numbers must be finite"),
+    (("submit", "doubt", "--payload", '{"q": 1e400}'), "payload: numbers must be finite"),
+    (("submit", "doubt", "--payload", DEEP_5000), "payload: nested deeper than 100 levels"),
+    (("submit", "doubt", "--payload", DEEP_150), "payload: nested deeper than 100 levels"),
+    (("submit", "doubt", "--payload", LONG_NUMBER), "payload: a number has too many digits"),
+    (("submit", "doubt", "--payload", TOO_LARGE), "payload is larger than 262144 bytes"),
+    (("submit", "doubt", "--run-at", "9999-12-31T23:59:59-23:00"), "run_at: out of range"),
+    (("submit", "doubt", "--run-at", "0001-01-01T00:00:00+05:00"), "run_at: out of range"),
+    (("submit", "doubt", "--idempotency-key", "a\x00b"), "idempotency_key: text may not"),
+    (("submit", "doubt", "--idempotency-key", "\udcff"), "idempotency_key: Input should be"),
+    (("submit", "do\x00ubt"), "job_type: String should match"),
+]
 
 
 def test_bad_input_exits_2_with_a_message(runner: CliRunner, subtests: pytest.Subtests) -> None:

@@ -82,7 +82,7 @@ class Lifecycle(RuleBasedStateMachine):
     @rule(worker=st.sampled_from(WORKERS), limit=st.integers(1, 3))
     def claim(self, worker: str, limit: int) -> None:
         queued = self._with(JobStatus.QUEUED)
-        claimed = self.run(self.store.claim(worker, ["t"], limit, 60))
+        claimed = self.run(self.store.claim(worker, {"t": "noop"}, limit, 60))
         assert len(claimed) == min(limit, len(queued))
         for job in claimed:
             assert self.model[job.id]["status"] is JobStatus.QUEUED

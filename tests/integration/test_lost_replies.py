@@ -38,7 +38,7 @@ async def test_a_completion_retried_after_its_reply_was_lost_is_reported_done(
     store: Store, dsn: str
 ) -> None:
     ids = [r.id for r in await store.enqueue_many([NewJob("t", {"n": i}) for i in range(3)])]
-    await store.claim("w", ["t"], 3, 30)
+    await store.claim("w", {"t": "noop"}, 3, 30)
     async with reply_cutter(dsn, sql("complete_jobs")) as cutter:
         pool = await db.create_pool(cutter.dsn(dsn), min_size=1, max_size=1)
         try:

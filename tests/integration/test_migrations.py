@@ -40,14 +40,22 @@ async def test_upgrading_a_database_with_jobs_keeps_them_and_their_order(
     store = Store(pool)
     try:
         assert [m.version for m in await migrations.migrate(conn, up_to=5)] == [1, 2, 3, 4, 5]
-        old = [(await store.enqueue(NewJob("t", {"n": i}))).id for i in range(3)]
+        # Inserted as the code of that version did: today's store writes newer columns.
+        old = [
+            await conn.fetchval(
+                "INSERT INTO vq.jobs (job_type, payload)"
+                " VALUES ('t', jsonb_build_object('n', $1::int)) RETURNING id",
+                i,
+            )
+            for i in range(3)
+        ]
         applied = await migrations.migrate(conn)
         assert applied[0].version == 6
         new = [(await store.enqueue(NewJob("t", {"n": i}))).id for i in range(3, 6)]
         listed = [j.id for j in (await store.list_jobs(limit=10)).jobs]
         # Made after the upgrade: newest first, exactly. Made before: all still there.
         assert listed[:3] == new[::-1] and set(listed[3:]) == set(old)
-        claimed = await store.claim("w", ["t"], 6, 30)
+        claimed = await store.claim("w", {"t": "noop"}, 6, 30)
         assert {j.id for j in claimed} == set(old + new)
     finally:
         await pool.close()
@@ -156,12 +164,18 @@ async def test_claim_uses_the_partial_index(dsn: str) -> None:
             " FROM generate_series(1, 30000) g"
         )
         await conn.execute("ANALYZE vq.jobs")
-        # EXPLAIN without ANALYZE plans the UPDATE without running it.
-        plan = await conn.fetchval(
-            "EXPLAIN (FORMAT JSON) " + sql("claim_jobs"), "w", ["noop"], 10, 30.0
-        )
-        assert "jobs_claim_idx" in json.dumps(plan)
-        assert '"Relation Name": "jobs"' not in _seq_scans(plan)
+        # EXPLAIN without ANALYZE plans the UPDATE without running it. Both claim
+        # orders: by priority (taking turns between groups), and the oldest first.
+        for order, index in (
+            ("priority, fair_seq, run_at", "jobs_claim_idx"),
+            ("run_at", "jobs_ready_idx"),
+        ):
+            query = sql("claim_jobs").format(order=order)
+            plan = await conn.fetchval(
+                "EXPLAIN (FORMAT JSON) " + query, "w", ["noop"], ["noop"], 10, 30.0
+            )
+            assert index in json.dumps(plan)
+            assert '"Relation Name": "jobs"' not in _seq_scans(plan)
     finally:
         await conn.close()
 

@@ -36,9 +36,12 @@ async def test_the_plugin_example_runs_on_a_worker(
 ) -> None:
     module = types.ModuleType("docs_services_example")
     exec(compile(blocks("python")[0], str(DOC), "exec"), module.__dict__)
-    configured = settings.model_copy(update={
-        "plugin_config": {"acme": {"base_url": reference.url}}, "breaker_threshold": 100,
-    })
+    configured = settings.model_copy(
+        update={
+            "plugin_config": {"acme": {"base_url": reference.url}},
+            "breaker_threshold": 100,
+        }
+    )
     pm = make_plugin_manager(configured, load_entrypoints=False)
     pm.register(module)
     services = collect_services(pm, configured)
@@ -47,8 +50,7 @@ async def test_the_plugin_example_runs_on_a_worker(
         ok = await store.enqueue(NewJob("acme", {"question": "Why?", "length": 5}))
         done = await _final(store, ok.id)
         reference.set_faults(status=503, times=1)
-        bad = await store.enqueue(NewJob("acme", {"question": "Why?", "length": 5},
-                                         max_retries=0))
+        bad = await store.enqueue(NewJob("acme", {"question": "Why?", "length": 5}, max_retries=0))
         failed = await _final(store, bad.id)
     assert done.status is JobStatus.COMPLETED, done.error
     assert done.result is not None and done.result["video_url"].startswith(reference.url)
@@ -64,5 +66,3 @@ async def _final(store: Store, job_id: uuid.UUID) -> Job:
         return job if job.status in (JobStatus.COMPLETED, JobStatus.FAILED) else None
 
     return await eventually(check, timeout=30)
-
-

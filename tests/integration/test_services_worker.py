@@ -76,10 +76,13 @@ async def test_doubt_on_the_local_renderer_completes_with_a_playable_video(
 ) -> None:
     # As `vq run` does: services from the entry points; the reference server stands in
     # for the web server that serves the media folder.
-    settings = fast.model_copy(update={
-        "media_dir": reference.media_dir, "public_url": reference.url,
-        "plugin_config": {"local": {"width": 160, "height": 96, "fps": 8}},
-    })
+    settings = fast.model_copy(
+        update={
+            "media_dir": reference.media_dir,
+            "public_url": reference.url,
+            "plugin_config": {"local": {"width": 160, "height": 96, "fps": 8}},
+        }
+    )
     pm = make_plugin_manager(settings)
     services = collect_services(pm, settings)
     assert services["local"].job_types == ("doubt",)
@@ -161,7 +164,9 @@ async def test_service_4xx_is_stored_with_service_call_status_and_body(
     error = job.error or {}
     assert error["type"] == "INVALID_INPUT"
     assert (error["service"], error["call"], error["status_code"]) == (
-        "orchestrator", "POST /render", 400,
+        "orchestrator",
+        "POST /render",
+        400,
     )
     assert "injected fault" in error["body_excerpt"]
 
@@ -192,8 +197,13 @@ async def test_unverifiable_video_is_bad_response_and_retried(
     ],
 )
 async def test_each_failure_ends_failed_with_its_category(
-    store: Store, fast: Settings, dsn: str, reference: ReferenceServer,
-    faults: dict[str, Any], category: str, read_timeout: float,
+    store: Store,
+    fast: Settings,
+    dsn: str,
+    reference: ReferenceServer,
+    faults: dict[str, Any],
+    category: str,
+    read_timeout: float,
 ) -> None:
     reference.set_faults(**faults)
     async with running_worker(store, fast, orchestrator(reference, read_timeout), dsn):
@@ -212,8 +222,10 @@ async def test_no_failure_crashes_the_worker(
     reference.set_faults(error_rate=0.5)
     async with running_worker(store, fast, orchestrator(reference), dsn):
         batch = await store.enqueue_many(
-            [NewJob("doubt", {"question": f"Question {i}?", "length": 5}, max_retries=1)
-             for i in range(8)]
+            [
+                NewJob("doubt", {"question": f"Question {i}?", "length": 5}, max_retries=1)
+                for i in range(8)
+            ]
         )
         outcomes = [await final(store, r.id) for r in batch]
         reference.clear_faults()
@@ -279,8 +291,13 @@ class RawHttpxService:
     ],
 )
 async def test_raw_httpx_errors_are_categorised_through_the_hook(
-    store: Store, fast: Settings, dsn: str, reference: ReferenceServer,
-    fault: str, with_hook: bool, category: str,
+    store: Store,
+    fast: Settings,
+    dsn: str,
+    reference: ReferenceServer,
+    fault: str,
+    with_hook: bool,
+    category: str,
 ) -> None:
     pm = make_plugin_manager(fast, load_entrypoints=False)
     if with_hook:

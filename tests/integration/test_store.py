@@ -11,7 +11,7 @@ import asyncpg
 import pytest
 
 from vq_core.errors import InvalidInput, InvalidTransition, JobNotFound
-from vq_core.models import JobFilter, JobStatus, NewJob, Priority, QueueConfig
+from vq_core.models import Actor, JobFilter, JobStatus, NewJob, Priority, QueueConfig
 from vq_core.store import Store
 
 
@@ -100,19 +100,19 @@ async def test_claim_by_priority_then_age(store: Store) -> None:
     urgent = await store.enqueue(NewJob("t", {}, Priority.URGENT))
     order = []
     for _ in range(4):
-        (job,) = await store.claim("w", ["t"], 1, 30)
+        (job,) = await store.claim("w", {"t": "noop"}, 1, 30)
         order.append(job.id)
     assert order == [urgent.id, normal1.id, normal2.id, low.id]
-    assert await store.claim("w", ["t"], 1, 30) == []
+    assert await store.claim("w", {"t": "noop"}, 1, 30) == []
 
 
 async def test_claim_respects_types_and_run_at(store: Store) -> None:
     later = datetime.now(UTC) + timedelta(hours=1)
     await store.enqueue(NewJob("other"))
     await store.enqueue(NewJob("t", run_at=later))
-    assert await store.claim("w", ["t"], 10, 30) == []
+    assert await store.claim("w", {"t": "noop"}, 10, 30) == []
     ready = await store.enqueue(NewJob("t"))
-    claimed = await store.claim("w", ["t"], 10, 30)
+    claimed = await store.claim("w", {"t": "noop"}, 10, 30)
     assert [j.id for j in claimed] == [ready.id]
     job = await store.get_job(ready.id)
     assert job.status is JobStatus.RUNNING and job.worker_id == "w"
@@ -122,14 +122,14 @@ async def test_claim_respects_types_and_run_at(store: Store) -> None:
 
 async def test_concurrent_claims_never_share_a_job(store: Store) -> None:
     await store.enqueue_many([NewJob("t", {"i": i}) for i in range(200)])
-    batches = await asyncio.gather(*(store.claim(f"w{i}", ["t"], 30, 30) for i in range(8)))
+    batches = await asyncio.gather(*(store.claim(f"w{i}", {"t": "noop"}, 30, 30) for i in range(8)))
     ids = [j.id for batch in batches for j in batch]
     assert len(ids) == len(set(ids)) == 200
 
 
 async def test_renew_reports_cancel_and_lost_leases(store: Store) -> None:
     a, b = await store.enqueue_many([NewJob("t"), NewJob("t")])
-    await store.claim("w", ["t"], 2, 30)
+    await store.claim("w", {"t": "noop"}, 2, 30)
     await store.cancel(a.id)
     held = await store.renew_leases("w", [a.id, b.id], 60)
     assert held == {a.id: True, b.id: False}
@@ -138,7 +138,7 @@ async def test_renew_reports_cancel_and_lost_leases(store: Store) -> None:
 
 async def test_complete_writes_result_into_result_and_payload(store: Store) -> None:
     res = await store.enqueue(NewJob("doubt", {"question": "q"}))
-    await store.claim("w", ["doubt"], 1, 30)
+    await store.claim("w", {"doubt": "noop"}, 1, 30)
     result = {"video_url": "http://127.0.0.1:1/v.mp4", "thumbnail_url": None, "duration": 3.0}
     assert await store.complete_many("w", [(res.id, result)]) == [res.id]
     job = await store.get_job(res.id)
@@ -153,7 +153,7 @@ async def test_complete_writes_result_into_result_and_payload(store: Store) -> N
 
 async def test_a_batch_completion_answers_only_the_jobs_still_held(store: Store) -> None:
     ids = [r.id for r in await store.enqueue_many([NewJob("t") for _ in range(3)])]
-    await store.claim("w", ["t"], 3, 30)
+    await store.claim("w", {"t": "noop"}, 3, 30)
     await store.complete_many("w", [(ids[1], {"first": True})])
     await store.pool.execute("UPDATE vq.jobs SET worker_id = 'w2' WHERE id = $1", ids[2])
     held = await store.complete_many("w", [(ids[0], {"n": 0}), (ids[1], {}), (ids[2], {"n": 2})])
@@ -170,13 +170,13 @@ async def test_a_retried_completion_reports_done_and_only_anothers_job_lost(
     await store.register_worker("w", "host", 1, 4, ["t"], 30.0)
     ids = [r.id for r in await store.enqueue_many([NewJob("t") for _ in range(3)])]
     ids.append((await store.enqueue(NewJob("unclaimed"))).id)
-    await store.claim("w", ["t"], 3, 30)
+    await store.claim("w", {"t": "noop"}, 3, 30)
     batch = [(i, {"n": n}) for n, i in enumerate(ids[:3])]
     assert await store.complete_many("w", batch[:2]) == ids[:2]
     # ids[2]'s lease ran out before w wrote it: recovered, then claimed by w2.
     await store.pool.execute("UPDATE vq.jobs SET lease_expires_at = now() - interval '1 s'")
     assert [r["id"] for r in await store.recover_expired_leases()] == [ids[2]]
-    assert [j.id for j in await store.claim("w2", ["t"], 1, 30)] == [ids[2]]
+    assert [j.id for j in await store.claim("w2", {"t": "noop"}, 1, 30)] == [ids[2]]
     assert await store.complete_many("w", batch) == ids[:2]
     assert await store.complete_many("w", batch[:2]) == ids[:2]
     # Nothing written twice: one event per completion, the worker counted once each.
@@ -192,10 +192,10 @@ async def test_success_clears_the_error_of_an_earlier_attempt_and_history_keeps_
     store: Store,
 ) -> None:
     res = await store.enqueue(NewJob("t", max_retries=1))
-    await store.claim("w", ["t"], 1, 30)
+    await store.claim("w", {"t": "noop"}, 1, 30)
     error = {"message": "render server said 503", "type": "API_ERROR", "attempt": 1}
     assert await store.fail("w", res.id, error, 0.0) is JobStatus.QUEUED
-    await store.claim("w", ["t"], 1, 30)
+    await store.claim("w", {"t": "noop"}, 1, 30)
     assert await store.complete_many("w", [(res.id, {"ok": True})]) == [res.id]
     job = await store.get_job(res.id)
     assert job.status is JobStatus.COMPLETED and job.error is None
@@ -207,12 +207,12 @@ async def test_success_clears_the_error_of_an_earlier_attempt_and_history_keeps_
 
 async def test_fail_retries_then_fails_for_good(store: Store) -> None:
     res = await store.enqueue(NewJob("t", max_retries=1))
-    await store.claim("w", ["t"], 1, 30)
+    await store.claim("w", {"t": "noop"}, 1, 30)
     status = await store.fail("w", res.id, {"message": "boom", "type": "API_ERROR"}, 0.0)
     assert status is JobStatus.QUEUED
     job = await store.get_job(res.id)
     assert job.retry_count == 1 and job.worker_id is None and job.error["message"] == "boom"
-    await store.claim("w", ["t"], 1, 30)
+    await store.claim("w", {"t": "noop"}, 1, 30)
     assert await store.fail("w", res.id, {"message": "again"}, None) is JobStatus.FAILED
     job = await store.get_job(res.id)
     assert job.status is JobStatus.FAILED and job.completed_at is not None
@@ -227,24 +227,24 @@ async def test_fail_retries_then_fails_for_good(store: Store) -> None:
 
 async def test_retry_delay_keeps_job_out_of_claims(store: Store) -> None:
     res = await store.enqueue(NewJob("t"))
-    await store.claim("w", ["t"], 1, 30)
+    await store.claim("w", {"t": "noop"}, 1, 30)
     await store.fail("w", res.id, {"message": "later"}, 3600.0)
-    assert await store.claim("w", ["t"], 1, 30) == []
+    assert await store.claim("w", {"t": "noop"}, 1, 30) == []
     assert (await store.get_job(res.id)).run_at > datetime.now(UTC) + timedelta(minutes=59)
 
 
 async def test_cancel_queued_is_immediate_and_final(store: Store) -> None:
     res = await store.enqueue(NewJob("t"))
-    job = await store.cancel(res.id, by="test")
+    job = await store.cancel(res.id, actor=Actor("test", "cli"))
     assert job.status is JobStatus.CANCELLED
-    assert await store.claim("w", ["t"], 1, 30) == []
+    assert await store.claim("w", {"t": "noop"}, 1, 30) == []
     with pytest.raises(InvalidTransition, match="cancelled"):
         await store.cancel(res.id)
 
 
 async def test_cancel_running_asks_the_worker(store: Store) -> None:
     res = await store.enqueue(NewJob("t"))
-    await store.claim("w", ["t"], 1, 30)
+    await store.claim("w", {"t": "noop"}, 1, 30)
     job = await store.cancel(res.id)
     assert job.status is JobStatus.RUNNING and job.cancel_requested
     assert await store.mark_cancelled("w", res.id)
@@ -258,7 +258,7 @@ async def test_retry_only_failed_or_cancelled(store: Store) -> None:
     with pytest.raises(InvalidTransition, match="queued"):
         await store.retry(res.id)
     await store.cancel(res.id)
-    job = await store.retry(res.id, by="test")
+    job = await store.retry(res.id, actor=Actor("test", "cli"))
     assert job.status is JobStatus.QUEUED and job.retry_count == 0 and job.error is None
     with pytest.raises(JobNotFound):
         await store.retry(uuid.uuid4())
@@ -266,20 +266,20 @@ async def test_retry_only_failed_or_cancelled(store: Store) -> None:
 
 async def test_expired_leases_go_back_to_the_queue(store: Store) -> None:
     a, b = await store.enqueue_many([NewJob("t"), NewJob("t")])
-    await store.claim("dead", ["t"], 2, 30)
+    await store.claim("dead", {"t": "noop"}, 2, 30)
     await store.cancel(b.id)
     await store.pool.execute("UPDATE vq.jobs SET lease_expires_at = now() - interval '1 second'")
     recovered = {r["id"]: r for r in await store.recover_expired_leases()}
     assert recovered[a.id]["status"] == "queued" and recovered[a.id]["worker_id"] == "dead"
     assert recovered[b.id]["status"] == "cancelled"
-    assert [j.id for j in await store.claim("alive", ["t"], 5, 30)] == [a.id]
+    assert [j.id for j in await store.claim("alive", {"t": "noop"}, 5, 30)] == [a.id]
     # A late completion by the dead worker is refused.
     assert await store.complete_many("dead", [(a.id, {})]) == []
 
 
 async def test_release_keeps_the_job(store: Store) -> None:
     res = await store.enqueue(NewJob("t"))
-    await store.claim("w", ["t"], 1, 30)
+    await store.claim("w", {"t": "noop"}, 1, 30)
     assert await store.release("w", [res.id]) == [res.id]
     assert (await store.get_job(res.id)).status is JobStatus.QUEUED
     assert await events_of(store, res.id) == ["created", "claimed", "released"]
@@ -287,7 +287,7 @@ async def test_release_keeps_the_job(store: Store) -> None:
 
 async def test_progress_is_stored_with_an_event(store: Store) -> None:
     res = await store.enqueue(NewJob("t"))
-    await store.claim("w", ["t"], 1, 30)
+    await store.claim("w", {"t": "noop"}, 1, 30)
     assert await store.update_progress("w", res.id, 42.0, "rendering")
     assert (await store.get_job(res.id)).progress == {"percent": 42.0, "stage": "rendering"}
     assert not await store.update_progress("other", res.id, 50.0, "x")
@@ -355,7 +355,7 @@ async def test_list_rejects_bad_sort_limit_and_cursor(store: Store) -> None:
 
 async def test_stats_add_up(store: Store) -> None:
     ids = [r.id for r in await store.enqueue_many([NewJob("t") for _ in range(5)])]
-    claimed = await store.claim("w", ["t"], 3, 30)
+    claimed = await store.claim("w", {"t": "noop"}, 3, 30)
     await store.complete_many("w", [(claimed[0].id, {})])
     await store.fail("w", claimed[1].id, {"message": "x"}, None)
     await store.cancel(ids[4])
@@ -406,7 +406,7 @@ async def test_workers_register_heartbeat_and_go_stale(store: Store) -> None:
 async def test_worker_failure_counters(store: Store) -> None:
     await store.register_worker("w1", "host", 1, 4, ["t"], 30.0)
     ids = [r.id for r in await store.enqueue_many([NewJob("t") for _ in range(4)])]
-    await store.claim("w1", ["t"], 4, 30)
+    await store.claim("w1", {"t": "noop"}, 4, 30)
     for job_id in ids[:3]:
         await store.fail("w1", job_id, {"message": "x"}, None)
     (info,) = await store.list_workers()

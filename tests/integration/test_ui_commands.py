@@ -61,21 +61,21 @@ def test_users_add_list_passwd_set(runner: CliRunner) -> None:
 
 # Each (arguments, what the error says); they change nothing, so they share a database.
 BAD_INPUT = [
-        (("users", "add", "a b"), "username:"),
-        (("users", "passwd", "nobody"), "no user named 'nobody'"),
-        (("users", "set", "nobody", "--role", "viewer"), "no user named 'nobody'"),
-        (("users", "set", "ann"), "nothing to change"),
-        (("users", "add", "ann", "--role", "boss"), "'boss' is not one of"),
-        (("tokens", "revoke", "ghost"), "no live token 'ghost'"),
-        (("tokens", "revoke", "99999999999999999999999"), "ID_OR_NAME: a token id is 1 to"),
-        (("tokens", "revoke", str(2**63)), "ID_OR_NAME: a token id is 1 to"),
-        (("tokens", "revoke", "0"), "ID_OR_NAME: a token id is 1 to"),
-        (("tokens", "revoke", "²"), "ID_OR_NAME: a token id is 1 to"),  # isdigit, not int()
-        (("tokens", "revoke", "\udcff"), "ID_OR_NAME: text may not contain lone surrogates"),
-        (("tokens", "revoke", str(2**63 - 1)), f"no live token '{2**63 - 1}'"),
-        (("tokens", "create", "a b"), "name:"),
-        (("e2e", "--url", "127.0.0.1:8080", "--token", "t"), "--url: must start with http"),
-    ]
+    (("users", "add", "a b"), "username:"),
+    (("users", "passwd", "nobody"), "no user named 'nobody'"),
+    (("users", "set", "nobody", "--role", "viewer"), "no user named 'nobody'"),
+    (("users", "set", "ann"), "nothing to change"),
+    (("users", "add", "ann", "--role", "boss"), "'boss' is not one of"),
+    (("tokens", "revoke", "ghost"), "no live token 'ghost'"),
+    (("tokens", "revoke", "99999999999999999999999"), "ID_OR_NAME: a token id is 1 to"),
+    (("tokens", "revoke", str(2**63)), "ID_OR_NAME: a token id is 1 to"),
+    (("tokens", "revoke", "0"), "ID_OR_NAME: a token id is 1 to"),
+    (("tokens", "revoke", "²"), "ID_OR_NAME: a token id is 1 to"),  # isdigit, not int()
+    (("tokens", "revoke", "\udcff"), "ID_OR_NAME: text may not contain lone surrogates"),
+    (("tokens", "revoke", str(2**63 - 1)), f"no live token '{2**63 - 1}'"),
+    (("tokens", "create", "a b"), "name:"),
+    (("e2e", "--url", "127.0.0.1:8080", "--token", "t"), "--url: must start with http"),
+]
 
 
 def test_bad_input_exits_2_with_the_field(runner: CliRunner, subtests: pytest.Subtests) -> None:

@@ -17,10 +17,11 @@ import asyncpg
 import pytest
 
 from vq_core import db
-from vq_core.models import NewJob
+from vq_core.models import Actor, NewJob
 from vq_core.store import Store
 
 WAKE = ""  # the payload of the tables' notifications
+ANN = Actor("ann", "cli")
 
 
 class Listener:
@@ -65,7 +66,7 @@ async def listener(dsn: str) -> AsyncIterator[Listener]:
 
 async def _running(store: Store, n: int = 1) -> list[uuid.UUID]:
     await store.enqueue_many([NewJob("doubt") for _ in range(n)])
-    return [job.id for job in await store.claim("w1", ["doubt"], n, 30)]
+    return [job.id for job in await store.claim("w1", {"doubt": "noop"}, n, 30)]
 
 
 async def test_an_insert_wakes_once_per_statement(store: Store, listener: Listener) -> None:
@@ -79,7 +80,7 @@ async def test_claims_progress_and_completions_stay_quiet(store: Store, listener
     claimed: list[Any] = []
 
     async def claim() -> None:
-        claimed.extend(await store.claim("w1", ["doubt"], 3, 30))
+        claimed.extend(await store.claim("w1", {"doubt": "noop"}, 3, 30))
 
     assert await listener.wakes_after(claim) == 0
     ids = [job.id for job in claimed]
@@ -108,10 +109,10 @@ async def test_every_way_back_to_the_queue_wakes(store: Store, listener: Listene
 
 async def test_an_operators_retry_wakes(store: Store, listener: Listener) -> None:
     queued = await store.enqueue(NewJob("doubt"))
-    await store.cancel(queued.id, by="ann")
-    assert await listener.wakes_after(lambda: store.retry(queued.id, by="ann")) == 1
+    await store.cancel(queued.id, actor=Actor("ann", "cli"))
+    assert await listener.wakes_after(lambda: store.retry(queued.id, actor=ANN)) == 1
 
 
 async def test_a_cancel_does_not_wake_the_claimers(store: Store, listener: Listener) -> None:
     queued = await store.enqueue(NewJob("doubt"))
-    assert await listener.wakes_after(lambda: store.cancel(queued.id, by="ann")) == 0
+    assert await listener.wakes_after(lambda: store.cancel(queued.id, actor=ANN)) == 0

@@ -41,7 +41,7 @@ async def failed_job(store: Store) -> uuid.UUID:
     [answer] = await store.enqueue_many([NewJob("doubt", {"question": "q"}, max_retries=1)])
     await store.register_worker(WORKER, "host", 1, 1, ["doubt"], 60)
     for retry_in in (0.0, None):
-        [claimed] = await store.claim(WORKER, ["doubt"], 1, 60)
+        [claimed] = await store.claim(WORKER, {"doubt": "noop"}, 1, 60)
         await store.fail(WORKER, claimed.id, _record(), retry_in)
     job = await store.get_job(answer.id)
     assert job.error is not None and "Traceback" in job.error["stack"]

@@ -5,7 +5,7 @@ from __future__ import annotations
 import asyncio
 import logging
 import uuid
-from collections.abc import Sequence
+from collections.abc import Mapping
 from typing import Any
 
 import pytest
@@ -307,14 +307,19 @@ class ClaimCountingStore(Store):
         self.finished: list[tuple[int, list[str]]] = []  # (number, types asked for)
 
     async def claim(
-        self, worker_id: str, job_types: Sequence[str], limit: int, lease_seconds: float
+        self,
+        worker_id: str,
+        routes: Mapping[str, str],
+        limit: int,
+        lease_seconds: float,
+        **options: Any,
     ) -> list[ClaimedJob]:
         number = self.begun
         self.begun += 1
         try:
-            return await super().claim(worker_id, job_types, limit, lease_seconds)
+            return await super().claim(worker_id, routes, limit, lease_seconds, **options)
         finally:
-            self.finished.append((number, list(job_types)))
+            self.finished.append((number, list(routes)))
 
     async def claimed_since_now(self, worker: Worker) -> list[str]:
         """Wake ``worker`` and wait until a claim it began after this call has finished;

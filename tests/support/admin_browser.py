@@ -21,7 +21,7 @@ from selenium.webdriver.support import expected_conditions as ec
 from selenium.webdriver.support.ui import WebDriverWait
 
 from vq_core.errors import ServiceError, error_record
-from vq_core.models import ErrorCategory, NewJob, Priority
+from vq_core.models import Actor, ErrorCategory, NewJob, Priority
 from vq_core.store import Store
 
 HERE = Path(__file__).parent
@@ -185,7 +185,7 @@ async def complete(
     store: Store, job_type: str, result: dict[str, Any], n: int = 1
 ) -> list[uuid.UUID]:
     """Claim ``n`` jobs of ``job_type`` and complete them with ``result``."""
-    claimed = await store.claim(WORKER, [job_type], n, 60)
+    claimed = await store.claim(WORKER, {job_type: "noop"}, n, 60)
     done = await store.complete_many(WORKER, [(c.id, dict(result)) for c in claimed])
     assert len(done) == len(claimed) == n, (done, claimed)
     return done
@@ -204,15 +204,15 @@ async def seed(store: Store, video: dict[str, Any] | None = None) -> Seeded:
     )
     out.completed = await complete(store, "doubt", result, 3)
     fail_jobs = await store.enqueue_many([NewJob("diagram", {"topic": "Fourier series"})])
-    claimed = await store.claim(WORKER, ["diagram"], 1, 60)
+    claimed = await store.claim(WORKER, {"diagram": "noop"}, 1, 60)
     assert await store.fail(WORKER, claimed[0].id, failure(), None) is not None
     out.failed = [fail_jobs[0].id]
     running = await store.enqueue(NewJob("doubt", {"question": "Explain entropy to a child"}))
-    await store.claim(WORKER, ["doubt"], 1, 60)
+    await store.claim(WORKER, {"doubt": "noop"}, 1, 60)
     await store.update_progress(WORKER, running.id, 40, "diagram")
     out.running = [running.id]
     cancelled = await store.enqueue(NewJob("doubt", {"question": "Never mind"}, Priority.LOW))
-    await store.cancel(cancelled.id, by="admin")
+    await store.cancel(cancelled.id, actor=Actor("admin", "cli"))
     out.cancelled = [cancelled.id]
     queued = await store.enqueue_many(
         [

@@ -196,5 +196,3 @@ async def test_log_sink_carries_the_alert_in_json_logs(caplog: pytest.LogCapture
     line = json.loads(JsonFormatter().format(warn))
     assert line["alert_key"] == "queue_depth:doubt" and line["alert_state"] == "firing"
     assert line["message"].startswith("[vq] FIRING")
-
-

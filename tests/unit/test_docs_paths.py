@@ -10,8 +10,19 @@ import pytest
 
 ROOT = Path(__file__).resolve().parents[2]
 DOCS = [ROOT / "README.md", *sorted((ROOT / "docs").glob("*.md"))]
-TOP = ("vq_core", "vq_plugins", "vq_ui", "tests", "contract_tests", "cassettes", "load", "docs",
-       "deploy", ".ci", "../shared")
+TOP = (
+    "vq_core",
+    "vq_plugins",
+    "vq_ui",
+    "tests",
+    "contract_tests",
+    "cassettes",
+    "load",
+    "docs",
+    "deploy",
+    ".ci",
+    "../shared",
+)
 # A path in code spans or links: starts at a top-level folder (or is a root file),
 # made of path characters; `NNNN` and `*` stand for any characters (a glob).
 PATH = re.compile(

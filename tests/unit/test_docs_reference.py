@@ -47,5 +47,3 @@ def test_every_core_command_is_documented() -> None:
 
     for name in walk(cli, "vq"):
         assert f"`{name}" in text, f"{name} missing from docs/cli.md"
-
-

@@ -39,8 +39,11 @@ def leftovers(directory: Path) -> list[str]:
 def test_render_explainer_produces_h264_video_and_thumbnail(tmp_path: Path) -> None:
     calls: list[tuple[float, str]] = []
     result = render_explainer(
-        tmp_path, "q1", "Why is the sky blue, and why are sunsets red instead?",
-        body="Rayleigh scattering in one picture.", length=3,
+        tmp_path,
+        "q1",
+        "Why is the sky blue, and why are sunsets red instead?",
+        body="Rayleigh scattering in one picture.",
+        length=3,
         progress=lambda pct, stage: calls.append((pct, stage)),
     )
     assert result.video_path == tmp_path / "q1.mp4"
@@ -86,7 +89,8 @@ def test_compose_concatenates_cards_and_clip(tmp_path: Path) -> None:
     clip = render_clip(tmp_path, "scene", "Growing bar", length=2, fps=12)
     stages: list[str] = []
     result = compose(
-        tmp_path, "final",
+        tmp_path,
+        "final",
         [
             {"type": "intro", "duration": 1},
             {"type": "manim", "path": clip.video_path},

@@ -202,7 +202,10 @@ async def test_bad_payload_is_invalid_input_before_any_request(
 def test_payload_defaults_follow_the_contract() -> None:
     payload = validate_payload({"topic": "  Photosynthesis \n basics "}, service="t")
     assert (payload.input, payload.style, payload.length, payload.voice) == (
-        "Photosynthesis basics", "detailed", 60.0, "default",
+        "Photosynthesis basics",
+        "detailed",
+        60.0,
+        "default",
     )
     assert validate_payload({"question": "q", "topic": "t"}, service="t").input == "q"
 
@@ -231,9 +234,13 @@ def test_registered_only_with_a_base_url(tmp_path: Path) -> None:
     assert orchestrator.vq_register_services(Settings(data_dir=tmp_path)) == []
     configured = Settings(
         data_dir=tmp_path,
-        plugin_config={"orchestrator": {
-            "base_url": "http://127.0.0.1:9/", "job_types": "doubt, lesson", "read_timeout": "42",
-        }},
+        plugin_config={
+            "orchestrator": {
+                "base_url": "http://127.0.0.1:9/",
+                "job_types": "doubt, lesson",
+                "read_timeout": "42",
+            }
+        },
     )
     [service] = orchestrator.vq_register_services(configured)
     assert isinstance(service, OrchestratorService)
@@ -244,6 +251,11 @@ def test_registered_only_with_a_base_url(tmp_path: Path) -> None:
             Settings(data_dir=tmp_path, plugin_config={"orchestrator": {"base_url": "ftp://x"}})
         )
     with pytest.raises(ConfigError, match="read_timeout"):
-        orchestrator.from_settings(Settings(data_dir=tmp_path, plugin_config={
-            "orchestrator": {"base_url": "http://127.0.0.1:9", "read_timeout": "-1"}
-        }))
+        orchestrator.from_settings(
+            Settings(
+                data_dir=tmp_path,
+                plugin_config={
+                    "orchestrator": {"base_url": "http://127.0.0.1:9", "read_timeout": "-1"}
+                },
+            )
+        )

@@ -31,7 +31,11 @@ def media_server(tmp_path: Path) -> Iterator[ReferenceServer]:
 
 def renderer(server: ReferenceServer, max_length: float = 120.0) -> LocalRenderer:
     return LocalRenderer(
-        server.media_dir, server.url, size=(160, 96), fps=8, max_length=max_length,
+        server.media_dir,
+        server.url,
+        size=(160, 96),
+        fps=8,
+        max_length=max_length,
         progress_interval=0.05,
     )
 
@@ -98,7 +102,8 @@ async def test_progress_pump_keeps_order_and_the_last_value() -> None:
 
 def test_registration_and_options(tmp_path: Path) -> None:
     settings = Settings(
-        data_dir=tmp_path, public_url="http://127.0.0.1:8123/",
+        data_dir=tmp_path,
+        public_url="http://127.0.0.1:8123/",
         plugin_config={"local": {"job_types": "doubt,lesson", "width": "320", "max_length": 30}},
     )
     [service] = local_renderer.vq_register_services(settings)
@@ -106,7 +111,9 @@ def test_registration_and_options(tmp_path: Path) -> None:
     assert service.media_dir == tmp_path / "media"
     assert service.public_url == "http://127.0.0.1:8123"
     assert (tuple(service.job_types), service.size, service.max_length) == (
-        ("doubt", "lesson"), (320, 360), 30.0,
+        ("doubt", "lesson"),
+        (320, 360),
+        30.0,
     )
     with pytest.raises(ConfigError, match="even"):
         local_renderer.from_settings(

@@ -63,7 +63,9 @@ def test_compose_body_follows_the_contract() -> None:
         "audio": {"voice": "calm", "speed": 1.0},
     }
     assert [s["type"] for s in compose_body(payload, None)["segments"]] == [
-        "intro", "narration", "outro",
+        "intro",
+        "narration",
+        "outro",
     ]
 
 
@@ -150,16 +152,24 @@ async def test_health_needs_both(reference: ReferenceServer) -> None:
 def test_configuration(tmp_path: Path) -> None:
     assert manim_revideo.vq_register_services(Settings(data_dir=tmp_path)) == []
     with pytest.raises(ConfigError, match="revideo_base_url"):
-        manim_revideo.from_settings(Settings(data_dir=tmp_path, plugin_config={
-            "manim_revideo": {"manim_base_url": "http://127.0.0.1:9/manim"}
-        }))
-    [service] = manim_revideo.vq_register_services(Settings(data_dir=tmp_path, plugin_config={
-        "manim_revideo": {
-            "manim_base_url": "http://127.0.0.1:9/manim",
-            "revideo_base_url": "http://127.0.0.1:9/revideo/",
-            "job_types": ["doubt"],
-        }
-    }))
+        manim_revideo.from_settings(
+            Settings(
+                data_dir=tmp_path,
+                plugin_config={"manim_revideo": {"manim_base_url": "http://127.0.0.1:9/manim"}},
+            )
+        )
+    [service] = manim_revideo.vq_register_services(
+        Settings(
+            data_dir=tmp_path,
+            plugin_config={
+                "manim_revideo": {
+                    "manim_base_url": "http://127.0.0.1:9/manim",
+                    "revideo_base_url": "http://127.0.0.1:9/revideo/",
+                    "job_types": ["doubt"],
+                }
+            },
+        )
+    )
     assert isinstance(service, ManimRevideoService)
     assert service.revideo.base_url == "http://127.0.0.1:9/revideo"
     assert tuple(service.job_types) == ("doubt",)

@@ -15,8 +15,14 @@ from vq_plugins.reference import reference_services
 from vq_plugins.reference.faults import FaultError, parse_fault_spec
 from vq_plugins.reference.reference_services import ReferenceServer
 
-RENDER = {"job_id": "j-1", "job_type": "doubt", "input": "Why?", "style": "detailed",
-          "length": 3, "voice": "default"}
+RENDER = {
+    "job_id": "j-1",
+    "job_type": "doubt",
+    "input": "Why?",
+    "style": "detailed",
+    "length": 3,
+    "voice": "default",
+}
 
 
 @pytest.fixture
@@ -56,12 +62,15 @@ async def test_global_faults_apply_to_the_next_requests_only(reference: Referenc
 async def test_error_rate_and_request_fault_override(reference: ReferenceServer) -> None:
     reference.set_faults(error_rate=1.0)
     async with httpx.AsyncClient(timeout=30) as client:
-        failed = await client.post(f"{reference.url}/manim/render",
-                                   json={"scene_type": "diagram", "content": "x"})
+        failed = await client.post(
+            f"{reference.url}/manim/render", json={"scene_type": "diagram", "content": "x"}
+        )
         # A request's own X-Fault replaces the global faults for that request.
-        fine = await client.post(f"{reference.url}/manim/render",
-                                 headers={"X-Fault": "latency_s=0"},
-                                 json={"scene_type": "diagram", "content": "x"})
+        fine = await client.post(
+            f"{reference.url}/manim/render",
+            headers={"X-Fault": "latency_s=0"},
+            json={"scene_type": "diagram", "content": "x"},
+        )
         reference.clear_faults()
         health = await client.get(f"{reference.url}/manim/health")
     assert failed.status_code == 500
@@ -73,8 +82,9 @@ async def test_invalid_bodies_and_fault_specs_answer_400(reference: ReferenceSer
     async with httpx.AsyncClient(timeout=30) as client:
         not_json = await client.post(f"{reference.url}/render", content=b"{oops")
         manim = await client.post(f"{reference.url}/manim/render", json={"scene_type": "3d"})
-        compose = await client.post(f"{reference.url}/revideo/compose",
-                                    json={"segments": [{"type": "manim"}]})
+        compose = await client.post(
+            f"{reference.url}/revideo/compose", json={"segments": [{"type": "manim"}]}
+        )
         bad_fault = await client.post(f"{reference.url}/render?fault=status%3D200", json=RENDER)
         bad_global = await client.post(f"{reference.url}/_faults", json={"latency": 1})
     assert not_json.status_code == 400 and "not valid JSON" in not_json.json()["error"]
@@ -103,5 +113,3 @@ def test_services_command_is_added_through_the_hook() -> None:
     assert "/revideo/compose" in result.output
     bad = CliRunner().invoke(group, ["services", "serve", "--width", "161", "--media-dir", "x"])
     assert bad.exit_code == 2 and "even" in bad.output
-
-

@@ -29,8 +29,9 @@ MP4_HEAD = b"\x00\x00\x00\x20ftypisom" + bytes(20)
 @pytest.fixture
 def reference(tmp_path: Path) -> Iterator[ReferenceServer]:
     with reference_server(tmp_path / "media") as server:
-        render_clip(server.media_dir, "clip", "A dot on a curve", length=1, width=96, height=64,
-                    fps=4)
+        render_clip(
+            server.media_dir, "clip", "A dot on a curve", length=1, width=96, height=64, fps=4
+        )
         yield server
 
 
@@ -179,7 +180,8 @@ def test_allowed_origins_default_to_the_services_and_the_public_url(tmp_path: Pa
     settings = Settings(data_dir=tmp_path, public_url="https://127.0.0.1/")
     services = [OrchestratorService("http://127.0.0.1:9000/api"), NoopService()]
     assert allowed_origins(settings, services) == {
-        "http://127.0.0.1:9000", "https://127.0.0.1:443",
+        "http://127.0.0.1:9000",
+        "https://127.0.0.1:443",
     }
     own = Settings(data_dir=tmp_path, port=8123)
     assert allowed_origins(own, []) == {"http://127.0.0.1:8123"}

@@ -7,105 +7,39 @@ Plugins add commands through the ``vq_add_commands`` hook.
 from __future__ import annotations
 
 import dataclasses
-import functools
-import json
 import sys
-import uuid
-from collections.abc import Awaitable, Callable, Coroutine
-from typing import Any, ParamSpec, TypeVar
+from collections.abc import Callable
+from typing import Any
 
 import click
 
 from vq_core import __version__, db
-from vq_core.cli.output import print_job, print_jobs, print_stats
-from vq_core.config import ConfigError, Settings, load_settings
-from vq_core.db.embedded import EmbeddedError
-from vq_core.errors import InvalidInput, InvalidTransition, JobNotFound
-from vq_core.logs import setup_logging
-from vq_core.models import Job, JobFilter, JobStatus, Priority
-from vq_core.plugins import collect_services, make_plugin_manager
-from vq_core.runtime import DatabaseUnavailable, Runtime, open_runtime, run_coroutine, serve
-from vq_core.validation import parse_job_request, parse_payload
-
-P = ParamSpec("P")
-T = TypeVar("T")
-
-
-class UsageProblem(click.ClickException):
-    """Bad input or configuration: exit code 2, message only."""
-
-    exit_code = 2
-
-
-def async_command(func: Callable[P, Coroutine[Any, Any, T]]) -> Callable[P, T]:
-    """Run an async click command, turning known errors into clean exits."""
-
-    @functools.wraps(func)
-    def wrapper(*args: P.args, **kwargs: P.kwargs) -> T:
-        try:
-            return run_coroutine(func(*args, **kwargs), _event_loop())
-        except (ConfigError, InvalidInput, InvalidTransition) as exc:
-            raise UsageProblem(str(exc)) from None
-        except JobNotFound as exc:
-            raise UsageProblem(str(exc)) from None
-        except (DatabaseUnavailable, EmbeddedError) as exc:
-            raise click.ClickException(str(exc)) from None
-        except db.DB_ERRORS as exc:
-            # A database lost or broken mid-command (a restart, a cut connection).
-            raise click.ClickException(f"database error: {exc}") from None
-
-    return wrapper
-
-
-def _event_loop() -> str:
-    """The configured event loop; bad configuration is reported by the command itself."""
-    try:
-        return load_settings().event_loop
-    except ConfigError:
-        return "asyncio"
-
-
-def settings_from(**overrides: Any) -> Settings:
-    """Load settings with command-line overrides; a bad value exits 2."""
-    try:
-        return load_settings(**overrides)
-    except ConfigError as exc:
-        raise UsageProblem(str(exc)) from None
-
-
-def job_id_arg(value: str) -> uuid.UUID:
-    """Parse a job id argument."""
-    try:
-        return uuid.UUID(value)
-    except ValueError:
-        raise UsageProblem(f"not a job id: {value!r}") from None
-
-
-async def with_runtime(fn: Callable[[Runtime], Awaitable[T]], **overrides: Any) -> T:
-    """Run ``fn`` with a connected runtime (no migrations, no worker)."""
-    async with open_runtime(settings_from(**overrides)) as rt:
-        return await fn(rt)
-
-
-def emit_json(data: Any) -> None:
-    """Print JSON for scripts."""
-    click.echo(json.dumps(data, indent=2, default=str))
-
-
-json_option = click.option("--json", "as_json", is_flag=True, help="Print JSON.")
-plugin_option = click.option(
-    "--plugin",
-    "plugins",
-    multiple=True,
-    metavar="MODULE",
-    help="Load a plugin module by name (repeatable).",
+from vq_core.cli.common import (
+    UsageProblem,
+    async_command,
+    emit_json,
+    json_option,
+    plugin_option,
+    settings_from,
+    with_runtime,
 )
+from vq_core.cli.jobs import jobs
+from vq_core.cli.output import print_stats
+from vq_core.config import ConfigError, Settings, load_settings
+from vq_core.logs import setup_logging
+from vq_core.models import Priority
+from vq_core.plugins import collect_services, make_plugin_manager
+from vq_core.runtime import DatabaseUnavailable, serve
+from vq_core.validation import parse_job_request, parse_payload
 
 
 @click.group()
 @click.version_option(__version__, prog_name="vq")
 def cli() -> None:
     """vq: a PostgreSQL-backed job queue for video generation."""
+
+
+cli.add_command(jobs)
 
 
 # -- running --------------------------------------------------------------------------
@@ -152,7 +86,6 @@ def worker(plugins: tuple[str, ...], concurrency: int | None, log_json: bool | N
 async def migrate(as_json: bool) -> None:
     """Apply pending database migrations (safe to run from several processes)."""
     settings = settings_from()
-    from vq_core import db
     from vq_core.db import migrations
 
     dsn = await db.resolve_dsn(settings)
@@ -218,96 +151,6 @@ async def submit(
         emit_json({"id": str(result.id), "created": result.created})
     else:
         click.echo(f"{result.id} {'submitted' if result.created else 'already submitted'}")
-
-
-@cli.group()
-def jobs() -> None:
-    """List, show, cancel and retry jobs."""
-
-
-@jobs.command("list")
-@click.option("--status", type=click.Choice([s.value for s in JobStatus]))
-@click.option("--type", "job_type")
-@click.option("--priority", type=click.Choice([p.label for p in Priority]))
-@click.option("--search", help="Text in the question/topic, or a job id.")
-@click.option("--sort", default="-created_at", show_default=True)
-@click.option("--limit", default=20, type=click.IntRange(1, 500), show_default=True)
-@click.option("--cursor", help="Cursor from the previous page.")
-@json_option
-@async_command
-async def jobs_list(
-    status: str | None,
-    job_type: str | None,
-    priority: str | None,
-    search: str | None,
-    sort: str,
-    limit: int,
-    cursor: str | None,
-    as_json: bool,
-) -> None:
-    """List jobs, newest first, a page at a time."""
-    filters = JobFilter(
-        status=JobStatus(status) if status else None,
-        job_type=job_type,
-        priority=Priority.parse(priority) if priority else None,
-        text=search,
-    )
-    page = await with_runtime(lambda rt: rt.store.list_jobs(filters, sort, cursor, limit))
-    if as_json:
-        emit_json({"jobs": [j.to_dict() for j in page.jobs], "next_cursor": page.next_cursor})
-    else:
-        print_jobs(page.jobs, page.next_cursor)
-
-
-@jobs.command("show")
-@click.argument("job_id")
-@json_option
-@async_command
-async def jobs_show(job_id: str, as_json: bool) -> None:
-    """Show one job with its history."""
-    jid = job_id_arg(job_id)
-
-    async def fetch(rt: Runtime) -> tuple[Any, Any]:
-        return await rt.store.get_job(jid), await rt.store.get_events(jid)
-
-    job, events = await with_runtime(fetch)
-    if as_json:
-        emit_json({**job.to_dict(), "events": [e.to_dict() for e in events]})
-    else:
-        print_job(job, events)
-
-
-@jobs.command("cancel")
-@click.argument("job_id")
-@json_option
-def jobs_cancel(job_id: str, as_json: bool) -> None:
-    """Cancel a queued job, or ask the worker of a running job to stop it."""
-    _act_on_job(job_id, "cancel", as_json)
-
-
-@jobs.command("retry")
-@click.argument("job_id")
-@json_option
-def jobs_retry(job_id: str, as_json: bool) -> None:
-    """Send a failed or cancelled job back to the queue."""
-    _act_on_job(job_id, "retry", as_json)
-
-
-@async_command
-async def _act_on_job(job_id: str, action: str, as_json: bool) -> None:
-    jid = job_id_arg(job_id)
-
-    async def act(rt: Runtime) -> Job:
-        method = rt.store.cancel if action == "cancel" else rt.store.retry
-        return await method(jid, by="cli")
-
-    job = await with_runtime(act)
-    if as_json:
-        emit_json(job.to_dict())
-    elif job.status is JobStatus.RUNNING:
-        click.echo(f"{job.id} cancel requested")
-    else:
-        click.echo(f"{job.id} {job.status.value}")
 
 
 @cli.command()

@@ -22,6 +22,29 @@ BEGIN
 END;
 $$;
 
+CREATE FUNCTION vq.jobs_fair_seq() RETURNS trigger
+    LANGUAGE plpgsql
+    AS $$
+BEGIN
+    -- A row trigger sees the rows its statement inserted before this one, so a batch
+    -- of one group numbers itself 0, 1, 2, ... after the group's jobs already waiting.
+    SELECT count(*) INTO NEW.fair_seq
+      FROM vq.jobs
+     WHERE group_key = NEW.group_key AND status IN ('queued', 'running');
+    RETURN NEW;
+END;
+$$;
+
+CREATE FUNCTION vq.notify_config_changed() RETURNS trigger
+    LANGUAGE plpgsql
+    AS $$
+BEGIN
+    -- Workers reload their per-type settings at once instead of at the next poll.
+    PERFORM pg_notify('vq_config', '');
+    RETURN NULL;
+END;
+$$;
+
 CREATE FUNCTION vq.uuid_v7() RETURNS uuid
     LANGUAGE plpgsql PARALLEL SAFE
     AS $$
@@ -76,6 +99,25 @@ CREATE TABLE vq.app_secrets (
     created_at timestamp with time zone DEFAULT now() NOT NULL
 );
 
+CREATE TABLE vq.config_changes (
+    id bigint NOT NULL,
+    at timestamp with time zone DEFAULT now() NOT NULL,
+    subject text NOT NULL,
+    actor text NOT NULL,
+    via text NOT NULL,
+    changes jsonb NOT NULL,
+    CONSTRAINT config_changes_via_check CHECK ((via = ANY (ARRAY['page'::text, 'api'::text, 'cli'::text, 'sql'::text])))
+);
+
+ALTER TABLE vq.config_changes ALTER COLUMN id ADD GENERATED ALWAYS AS IDENTITY (
+    SEQUENCE NAME vq.config_changes_id_seq
+    START WITH 1
+    INCREMENT BY 1
+    NO MINVALUE
+    NO MAXVALUE
+    CACHE 1
+);
+
 CREATE TABLE vq.job_events (
     id bigint NOT NULL,
     job_id uuid NOT NULL,
@@ -102,8 +144,13 @@ CREATE TABLE vq.job_queue_config (
     concurrency integer,
     paused boolean DEFAULT false NOT NULL,
     updated_at timestamp with time zone DEFAULT now() NOT NULL,
+    max_running integer,
+    max_running_per_group integer,
+    updated_by text,
     CONSTRAINT job_queue_config_concurrency_check CHECK (((concurrency IS NULL) OR (concurrency > 0))),
     CONSTRAINT job_queue_config_max_retries_check CHECK ((max_retries >= 0)),
+    CONSTRAINT job_queue_config_max_running_check CHECK (((max_running IS NULL) OR (max_running > 0))),
+    CONSTRAINT job_queue_config_max_running_per_group_check CHECK (((max_running_per_group IS NULL) OR (max_running_per_group > 0))),
     CONSTRAINT job_queue_config_timeout_s_check CHECK (((timeout_s > (0)::double precision) AND (timeout_s <> ALL (ARRAY['NaN'::double precision, 'Infinity'::double precision]))))
 );
 
@@ -127,6 +174,10 @@ CREATE TABLE vq.jobs (
     updated_at timestamp with time zone DEFAULT now() NOT NULL,
     started_at timestamp with time zone,
     completed_at timestamp with time zone,
+    group_key text,
+    fair_seq integer DEFAULT 0 NOT NULL,
+    service text,
+    CONSTRAINT jobs_group_key_check CHECK (((group_key IS NULL) OR ((length(group_key) >= 1) AND (length(group_key) <= 200)))),
     CONSTRAINT jobs_job_type_check CHECK ((job_type <> ''::text)),
     CONSTRAINT jobs_max_retries_check CHECK ((max_retries >= 0)),
     CONSTRAINT jobs_payload_check CHECK ((jsonb_typeof(payload) = 'object'::text)),
@@ -152,6 +203,15 @@ CREATE TABLE vq.service_health (
     changed_at timestamp with time zone DEFAULT now() NOT NULL,
     detail text,
     job_types text[] DEFAULT '{}'::text[] NOT NULL
+);
+
+CREATE TABLE vq.service_limits (
+    service text NOT NULL,
+    max_running integer NOT NULL,
+    updated_at timestamp with time zone DEFAULT now() NOT NULL,
+    updated_by text,
+    CONSTRAINT service_limits_max_running_check CHECK ((max_running > 0)),
+    CONSTRAINT service_limits_service_check CHECK ((service <> ''::text))
 );
 
 CREATE TABLE vq.sessions (
@@ -223,6 +283,9 @@ ALTER TABLE ONLY vq.api_tokens
 ALTER TABLE ONLY vq.app_secrets
     ADD CONSTRAINT app_secrets_pkey PRIMARY KEY (name);
 
+ALTER TABLE ONLY vq.config_changes
+    ADD CONSTRAINT config_changes_pkey PRIMARY KEY (id);
+
 ALTER TABLE ONLY vq.job_queue_config
     ADD CONSTRAINT job_queue_config_pkey PRIMARY KEY (job_type);
 
@@ -234,6 +297,9 @@ ALTER TABLE ONLY vq.schema_migrations
 
 ALTER TABLE ONLY vq.service_health
     ADD CONSTRAINT service_health_pkey PRIMARY KEY (service);
+
+ALTER TABLE ONLY vq.service_limits
+    ADD CONSTRAINT service_limits_pkey PRIMARY KEY (service);
 
 ALTER TABLE ONLY vq.sessions
     ADD CONSTRAINT sessions_pkey PRIMARY KEY (id);
@@ -258,7 +324,13 @@ CREATE UNIQUE INDEX api_tokens_live_name_idx ON vq.api_tokens USING btree (name)
 
 CREATE INDEX job_events_job_idx ON vq.job_events USING btree (job_id, id);
 
-CREATE INDEX jobs_claim_idx ON vq.jobs USING btree (priority, run_at) WHERE (status = 'queued'::vq.job_status);
+CREATE INDEX config_changes_subject_idx ON vq.config_changes USING btree (subject, id DESC);
+
+CREATE INDEX jobs_claim_idx ON vq.jobs USING btree (priority, fair_seq, run_at) WHERE (status = 'queued'::vq.job_status);
+
+CREATE INDEX jobs_group_active_idx ON vq.jobs USING btree (group_key) WHERE ((group_key IS NOT NULL) AND (status = ANY (ARRAY['queued'::vq.job_status, 'running'::vq.job_status])));
+
+CREATE INDEX jobs_ready_idx ON vq.jobs USING btree (run_at) WHERE (status = 'queued'::vq.job_status);
 
 CREATE INDEX jobs_completed_idx ON vq.jobs USING btree (completed_at) WHERE (completed_at IS NOT NULL);
 
@@ -277,6 +349,12 @@ CREATE INDEX login_failures_key_idx ON vq.login_failures USING btree (username, 
 CREATE INDEX sessions_expires_idx ON vq.sessions USING btree (expires_at);
 
 CREATE INDEX sessions_user_idx ON vq.sessions USING btree (user_id);
+
+CREATE TRIGGER job_queue_config_notify AFTER INSERT OR DELETE OR UPDATE ON vq.job_queue_config FOR EACH STATEMENT EXECUTE FUNCTION vq.notify_config_changed();
+
+CREATE TRIGGER jobs_fair_seq BEFORE INSERT ON vq.jobs FOR EACH ROW WHEN ((new.group_key IS NOT NULL)) EXECUTE FUNCTION vq.jobs_fair_seq();
+
+CREATE TRIGGER service_limits_notify AFTER INSERT OR DELETE OR UPDATE ON vq.service_limits FOR EACH STATEMENT EXECUTE FUNCTION vq.notify_config_changed();
 
 CREATE TRIGGER jobs_notify_insert AFTER INSERT ON vq.jobs FOR EACH STATEMENT EXECUTE FUNCTION vq.notify_jobs_ready();
 

@@ -8,7 +8,7 @@ is the same whoever asked for the change: the worker, the CLI, the API or the ad
 from __future__ import annotations
 
 import uuid
-from collections.abc import Sequence
+from collections.abc import Collection, Mapping, Sequence
 from dataclasses import dataclass
 from typing import Any
 
@@ -16,7 +16,7 @@ import asyncpg
 
 from vq_core.db.queries import sql
 from vq_core.errors import InvalidTransition, JobNotFound
-from vq_core.models import ClaimedJob, Job, JobEvent, JobStatus, NewJob, Priority
+from vq_core.models import Actor, ClaimedJob, Job, JobEvent, JobStatus, NewJob, Priority
 
 
 @dataclass(frozen=True)
@@ -36,6 +36,15 @@ def job_from_row(row: asyncpg.Record) -> Job:
 
 
 _PRIORITIES = {int(p): p for p in Priority}
+
+# Claim orders, whitelisted for claim_jobs' {order}. "priority" takes turns between
+# groups within a priority (fair_seq, set on insert); "oldest" is the share that keeps
+# low priorities moving (docs/operations.md, "Fairness").
+_CLAIM_ORDER = {"priority": "priority, fair_seq, run_at", "oldest": "run_at"}
+# A capped claim looks at this many candidates per job it may take (at least
+# _MIN_CANDIDATES), so groups and types at their cap do not starve the rest.
+_CANDIDATES_PER_SLOT = 4
+_MIN_CANDIDATES = 100
 
 
 def _claimed(row: asyncpg.Record) -> ClaimedJob:
@@ -83,6 +92,7 @@ class JobStore:
             [j.max_retries for j in batch],
             [j.idempotency_key for j in batch],
             self.default_max_retries,
+            [j.group_key for j in batch],
         )
         answers: dict[int, Enqueued] = {}
         raced: dict[str, int] = {}
@@ -112,6 +122,7 @@ class JobStore:
                 "payload": j.payload,
                 "run_at": j.run_at.isoformat() if j.run_at else None,
                 "max_retries": j.max_retries,
+                "group_key": j.group_key,
             }
             for j in jobs
         ]
@@ -121,15 +132,55 @@ class JobStore:
     # -- the worker's side ------------------------------------------------------
 
     async def claim(
-        self, worker_id: str, job_types: Sequence[str], limit: int, lease_seconds: float
+        self,
+        worker_id: str,
+        routes: Mapping[str, str],
+        limit: int,
+        lease_seconds: float,
+        *,
+        limited: Collection[str] = (),
+        oldest_first: bool = False,
     ) -> list[ClaimedJob]:
-        """Claim up to ``limit`` eligible jobs of ``job_types``, highest priority then oldest."""
-        if limit <= 0 or not job_types:
+        """Claim up to ``limit`` eligible jobs of the types in ``routes`` (job type ->
+        the service it is routed to), highest priority first, taking turns between
+        groups (``oldest_first``: the longest waiting first, whatever their priority).
+
+        Types in ``limited`` (a cluster-wide cap on the type, its groups or its service)
+        are claimed first, under the claim lock, as far as their caps leave room. The
+        database has the last word: a type it knows as paused or capped is never taken
+        by the unlimited claim, whatever the caller last read.
+        """
+        if limit <= 0 or not routes:
             return []
-        rows = await self.pool.fetch(
-            sql("claim_jobs"), worker_id, list(job_types), limit, lease_seconds
-        )
-        return [_claimed(r) for r in rows]
+        order = _CLAIM_ORDER["oldest" if oldest_first else "priority"]
+        out: list[ClaimedJob] = []
+        capped = {t: s for t, s in routes.items() if t in limited}
+        if capped:
+            async with self.pool.acquire() as conn, conn.transaction():
+                await conn.execute(sql("claim_lock"))
+                rows = await conn.fetch(
+                    sql("claim_limited_jobs").format(order=order),
+                    worker_id,
+                    list(capped),
+                    list(capped.values()),
+                    limit,
+                    lease_seconds,
+                    max(limit * _CANDIDATES_PER_SLOT, _MIN_CANDIDATES),
+                )
+            out = [_claimed(r) for r in rows]
+            limit -= len(out)
+        free = {t: s for t, s in routes.items() if t not in limited}
+        if free and limit > 0:
+            rows = await self.pool.fetch(
+                sql("claim_jobs").format(order=order),
+                worker_id,
+                list(free),
+                list(free.values()),
+                limit,
+                lease_seconds,
+            )
+            out.extend(_claimed(r) for r in rows)
+        return out
 
     async def renew_leases(
         self, worker_id: str, job_ids: Sequence[uuid.UUID], lease_seconds: float
@@ -201,20 +252,24 @@ class JobStore:
 
     # -- operators' actions -----------------------------------------------------
 
-    async def cancel(self, job_id: uuid.UUID, by: str | None = None) -> Job:
-        """Cancel a queued job at once, or ask the worker of a running job to stop it."""
+    async def cancel(self, job_id: uuid.UUID, actor: Actor | None = None) -> Job:
+        """Cancel a queued job at once, or ask the worker of a running job to stop it;
+        the history records ``actor``."""
+        details = actor.to_dict() if actor else {}
         async with self.pool.acquire() as conn, conn.transaction():
-            row = await conn.fetchrow(sql("cancel_job"), job_id, {"by": by})
+            row = await conn.fetchrow(sql("cancel_job"), job_id, details)
             if row is None:
                 await self._explain_refusal(conn, job_id, "cancel", "queued or running")
             if row is not None and row["status"] == "running":
                 await conn.execute(sql("notify_cancel"), str(job_id))
         return await self.get_job(job_id)
 
-    async def retry(self, job_id: uuid.UUID, by: str | None = None) -> Job:
-        """Send a failed or cancelled job back to the queue with a fresh set of retries."""
+    async def retry(self, job_id: uuid.UUID, actor: Actor | None = None) -> Job:
+        """Send a failed or cancelled job back to the queue with a fresh set of retries;
+        the history records ``actor``."""
+        details = actor.to_dict() if actor else {}
         async with self.pool.acquire() as conn, conn.transaction():
-            row = await conn.fetchrow(sql("retry_job"), job_id, {"by": by})
+            row = await conn.fetchrow(sql("retry_job"), job_id, details)
             if row is None:
                 await self._explain_refusal(conn, job_id, "retry", "failed or cancelled")
         return await self.get_job(job_id)

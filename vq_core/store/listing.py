@@ -14,7 +14,7 @@ import asyncpg
 
 from vq_core.db.queries import sql
 from vq_core.errors import InvalidInput
-from vq_core.models import JobFilter, JobPage
+from vq_core.models import Job, JobFilter, JobPage
 from vq_core.store.jobs import job_from_row
 
 
@@ -45,11 +45,43 @@ def list_query(sort: str) -> tuple[str, Sort]:
     spec = SORTS[key]
     direction, cmp = ("DESC", "<") if sort.startswith("-") else ("ASC", ">")
     if spec.by_id:
-        after, order = f"id {cmp} $6::uuid", f"id {direction}"
+        after, order = f"id {cmp} $11::uuid", f"id {direction}"
     else:
-        after = f"({spec.column}, id) {cmp} ($5::text::{spec.type}, $6::uuid)"
+        after = f"({spec.column}, id) {cmp} ($10::text::{spec.type}, $11::uuid)"
         order = f"{spec.column} {direction}, id {direction}"
-    return sql("list_jobs").format(after=after, order=order), spec
+    return sql("list_jobs").format(filter=sql("job_filter"), after=after, order=order), spec
+
+
+def filter_args(f: JobFilter) -> tuple[Any, ...]:
+    """``job_filter``'s nine parameters ($1 to $9) for a filter."""
+    text = f.text.strip() if f.text and f.text.strip() else None
+    return (
+        f.status.value if f.status else None,
+        f.job_type,
+        int(f.priority) if f.priority is not None else None,
+        text,
+        f.category.value if f.category else None,
+        f.service,
+        f.group_key,
+        f.created_after,
+        f.created_before,
+    )
+
+
+def matches(job: Job, f: JobFilter) -> bool:
+    """Whether one job passes the filters other than the text (``job_filter`` in Python,
+    for a pasted id)."""
+    category = (job.error or {}).get("category")
+    return (
+        (f.status is None or job.status is f.status)
+        and (f.job_type is None or job.job_type == f.job_type)
+        and (f.priority is None or job.priority is f.priority)
+        and (f.category is None or category == f.category.value)
+        and (f.service is None or job.service == f.service)
+        and (f.group_key is None or job.group_key == f.group_key)
+        and (f.created_after is None or job.created_at >= f.created_after)
+        and (f.created_before is None or job.created_at < f.created_before)
+    )
 
 
 def _is_timestamp(text: str) -> bool:
@@ -106,16 +138,7 @@ class JobListing:
         if after_value is not None and spec.by_id and not _is_timestamp(after_value):
             # The id alone places the page; still refuse another sort's cursor.
             raise InvalidInput("cursor: not a cursor of this sort order")
-        rows = await self.pool.fetch(
-            query,
-            f.status.value if f.status else None,
-            f.job_type,
-            int(f.priority) if f.priority is not None else None,
-            text,
-            after_value,
-            after_id,
-            limit + 1,
-        )
+        rows = await self.pool.fetch(query, *filter_args(f), after_value, after_id, limit + 1)
         jobs = [job_from_row(r) for r in rows[:limit]]
         next_cursor = None
         if len(rows) > limit:
@@ -129,9 +152,4 @@ class JobListing:
         if row is None:
             return JobPage([], None)
         job = job_from_row(row)
-        matches = (
-            (f.status is None or job.status is f.status)
-            and (f.job_type is None or job.job_type == f.job_type)
-            and (f.priority is None or job.priority is f.priority)
-        )
-        return JobPage([job] if matches else [], None)
+        return JobPage([job] if matches(job, f) else [], None)

@@ -1,8 +1,9 @@
 """``Store``: vq's one door to the database, made of one part per concern.
 
 Each base class holds the methods of one table or concern, next to its SQL file in
-``sql/queries/``: jobs (``JobStore``), the job list (``JobListing``), workers,
-per-type configuration, service health, statistics, accounts, sessions and alerts.
+``sql/queries/``: jobs (``JobStore``), the job list (``JobListing``), bulk actions
+(``JobBulk``), workers, per-type configuration, service health, statistics, accounts,
+sessions and alerts.
 They share the pool; ``Store`` adds only what is about the database as a whole.
 """
 
@@ -13,6 +14,7 @@ import asyncpg
 from vq_core.db import migrations
 from vq_core.store.accounts import AccountStore
 from vq_core.store.alerts import AlertStore
+from vq_core.store.bulk import JobBulk
 from vq_core.store.jobs import JobStore
 from vq_core.store.listing import JobListing
 from vq_core.store.queue_config import QueueConfigStore
@@ -25,6 +27,7 @@ from vq_core.store.workers import WorkerStore
 class Store(
     JobStore,
     JobListing,
+    JobBulk,
     WorkerStore,
     QueueConfigStore,
     ServiceHealthStore,

@@ -77,6 +77,9 @@ class Claimer:
         # Claims in flight: the types asked for and how many, counted against the
         # concurrency and per-type caps until their jobs arrive.
         self._claiming: list[tuple[list[str], int]] = []
+        # Claims begun: every settings.claim_oldest_every-th takes the oldest ready
+        # jobs whatever their priority, so low priorities move under a steady stream.
+        self._claims = 0
 
     async def run(self, stop: asyncio.Event) -> None:
         """Claim in every lane until ``stop`` is set; return then, even with a claim in
@@ -149,8 +152,18 @@ class Claimer:
             return False
         claim = (types, limit)
         self._claiming.append(claim)
+        routes = self.router.routes()
+        self._claims += 1
+        every = self.settings.claim_oldest_every
         try:
-            jobs = await self.store.claim(self.worker_id, types, limit, self.settings.lease_seconds)
+            jobs = await self.store.claim(
+                self.worker_id,
+                {t: routes[t] for t in types},
+                limit,
+                self.settings.lease_seconds,
+                limited=[t for t in types if self.router.is_capped(t)],
+                oldest_first=every > 0 and self._claims % every == 0,
+            )
         except _DB_ERRORS as exc:
             log.warning("claim failed (%s); retrying at the next wake-up", exc)
             return False

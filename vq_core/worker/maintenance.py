@@ -100,3 +100,4 @@ class Maintenance:
     async def refresh_config(self) -> None:
         """Reload per-type configuration (timeouts, routing, pauses, caps)."""
         self.router.queue_config = await self.store.list_queue_config()
+        self.router.service_limits = await self.store.list_service_limits()

@@ -1,4 +1,5 @@
-"""Notifications: LISTEN on ``vq_jobs`` (claim now) and ``vq_cancel`` (abort that job).
+"""Notifications: LISTEN on ``vq_jobs`` (claim now), ``vq_cancel`` (abort that job) and
+``vq_config`` (an operator changed a type's or a service's settings: reload them).
 
 Polling is the fallback: each poll tick claims anyway, and first reconnects a
 LISTEN connection that was lost (or never came up), so a database restart costs
@@ -29,11 +30,17 @@ class Notifications:
         wake: Callable[[], None],
         cancel: Callable[[uuid.UUID], None],
         options: db.ConnectOptions | None = None,
+        reload: Callable[[], None] | None = None,
     ) -> None:
         self.poll_interval = poll_interval
         self._wake = wake
         self._cancel = cancel
-        channels = {"vq_jobs": self._on_jobs, "vq_cancel": self._on_cancel}
+        self._reload = reload
+        channels = {
+            "vq_jobs": self._on_jobs,
+            "vq_cancel": self._on_cancel,
+            "vq_config": self._on_config,
+        }
         self._listener = Listener(dsn, channels, options)
 
     async def listen(self) -> None:
@@ -55,6 +62,10 @@ class Notifications:
 
     def _on_jobs(self, _payload: str) -> None:
         self._wake()
+
+    def _on_config(self, _payload: str) -> None:
+        if self._reload is not None:
+            self._reload()
 
     def _on_cancel(self, payload: str) -> None:
         with contextlib.suppress(ValueError):

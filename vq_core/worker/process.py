@@ -126,6 +126,8 @@ class Worker:
         self.tasks: dict[uuid.UUID, asyncio.Task[None]] = {}
         self.jobs: dict[uuid.UUID, ClaimedJob] = {}
         self.stopping = False
+        self._reloading: asyncio.Task[None] | None = None
+        self._reload_again = False
         self.started = asyncio.Event()
         #: Event-loop time by which the shutdown's database work must be over (set when
         #: it begins); whoever closes the pool after ``run`` keeps to it too.
@@ -159,6 +161,7 @@ class Worker:
             self.claimer.wake,
             self._cancel,
             db.connect_options(settings),
+            reload=self._config_changed,
         )
         self.health = HealthChecks(store, self.router, settings, self.claimer.wake)
         self.maintenance = Maintenance(
@@ -225,6 +228,23 @@ class Worker:
 
     def _cancel(self, job_id: uuid.UUID) -> None:
         self.runner.abort(job_id, reason="cancel")
+
+    def _config_changed(self) -> None:
+        # A pause, re-route or cap takes effect now, not at the next refresh tick. A
+        # change during a reload is read by one more: that reload may predate it.
+        self._reload_again = True
+        if self._reloading is None or self._reloading.done():
+            self._reloading = asyncio.create_task(self._reload_config())
+
+    async def _reload_config(self) -> None:
+        while self._reload_again:
+            self._reload_again = False
+            try:
+                await self.refresh_config()
+            except Exception as exc:  # the periodic refresh tries again
+                log.warning("reloading the configuration failed (%s)", exc)
+                return
+            self.claimer.wake()
 
     async def _shutdown(self) -> None:
         """Let jobs finish within the grace period, hand the rest back, leave.

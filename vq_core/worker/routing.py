@@ -3,7 +3,8 @@
 Routing, most specific first: ``job_queue_config.service`` for the type, then
 ``Settings.services``, then the job types a service declares itself. A type
 whose service is unhealthy, whose circuit is open, or which is paused is not
-claimed: its jobs wait in the queue, nothing fails.
+claimed: its jobs wait in the queue, nothing fails. Types with a cluster-wide cap
+(``is_capped``) are claimed under the claim lock, which counts what runs everywhere.
 """
 
 from __future__ import annotations
@@ -32,6 +33,8 @@ class Router:
         self.overrides = dict(overrides)
         self._queue_config: dict[str, QueueConfig] = {}
         self._routes: dict[str, str] | None = None
+        #: Cluster-wide caps of running jobs per service (``vq.service_limits``).
+        self.service_limits: dict[str, int] = {}
         self.unhealthy: dict[str, str] = {}
         self.breaker_threshold = breaker_threshold
         self.breaker_cooldown = breaker_cooldown
@@ -89,6 +92,16 @@ class Router:
         """Whether a service may be given jobs now: healthy and its circuit closed."""
         closed = self._open_until.get(service, 0) <= time.monotonic()
         return closed and service not in self.unhealthy
+
+    def is_capped(self, job_type: str) -> bool:
+        """Whether the type's jobs count against a cluster-wide cap (on the type, its
+        groups or its service), so the claim must take them under the claim lock."""
+        config = self.queue_config.get(job_type)
+        if config is not None and (
+            config.max_running is not None or config.max_running_per_group is not None
+        ):
+            return True
+        return self.routes().get(job_type) in self.service_limits
 
     def timeout_for(self, job_type: str, default: float) -> float:
         """Seconds a job of this type may run."""

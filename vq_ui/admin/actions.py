@@ -9,6 +9,7 @@ from collections.abc import Awaitable, Callable
 from nicegui import ui
 
 from vq_core.errors import InvalidTransition, JobNotFound
+from vq_core.models import Actor
 from vq_core.store import Store
 from vq_ui.admin.format import short_id
 
@@ -86,9 +87,9 @@ class Actions:
             return  # signed out or role changed meanwhile: the page is leaving
         try:
             if action == "cancel":
-                job = await self.store.cancel(job_id, by=self.username)
+                job = await self.store.cancel(job_id, actor=Actor(self.username, "page"))
             else:
-                job = await self.store.retry(job_id, by=self.username)
+                job = await self.store.retry(job_id, actor=Actor(self.username, "page"))
         except (InvalidTransition, JobNotFound) as exc:
             ui.notify(str(exc), type="warning", multi_line=True)
         except Exception as exc:  # the page must survive a database hiccup

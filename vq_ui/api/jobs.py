@@ -19,6 +19,7 @@ from fastapi.responses import JSONResponse
 from vq_core import db
 from vq_core.errors import InvalidInput
 from vq_core.metrics import render_metrics
+from vq_core.models import Actor as ActionBy
 from vq_core.models import Job, JobFilter, JobStatus, NewJob, Priority
 from vq_core.redact import job_document_without_stacks
 from vq_core.store import Store
@@ -159,13 +160,13 @@ _ACTION_ERRORS: dict[int | str, dict[str, Any]] = {
 @router.post("/jobs/{job_id}/cancel", responses=_ACTION_ERRORS)
 async def cancel_job(job_id: uuid.UUID, store: StoreDep, user: Actor) -> dict[str, Any]:
     """Cancel a queued job at once, or ask the worker of a running job to stop it."""
-    return _job(await store.cancel(job_id, by=user.label), user)
+    return _job(await store.cancel(job_id, actor=ActionBy(user.label, "api")), user)
 
 
 @router.post("/jobs/{job_id}/retry", responses=_ACTION_ERRORS)
 async def retry_job(job_id: uuid.UUID, store: StoreDep, user: Actor) -> dict[str, Any]:
     """Send a failed or cancelled job back to the queue with a fresh set of retries."""
-    return _job(await store.retry(job_id, by=user.label), user)
+    return _job(await store.retry(job_id, actor=ActionBy(user.label, "api")), user)
 
 
 # -- the queue as a whole -----------------------------------------------------------

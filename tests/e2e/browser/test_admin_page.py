@@ -71,7 +71,7 @@ async def test_counts_follow_the_queue_as_jobs_are_processed(
     assert stat(driver, "depth") == "3"
     assert shown_job_ids(driver) == {str(j.id) for j in jobs}
 
-    claimed = await store.claim("render-1", ["doubt"], 2, 60)
+    claimed = await store.claim("render-1", {"doubt": "noop"}, 2, 60)
     wait(driver).until(_text_is("[data-stat=running]", "2"))
     assert stat(driver, "queued") == "1"
     await store.complete_many("render-1", [(c.id, {"video_url": "/media/x.mp4"}) for c in claimed])
@@ -251,7 +251,7 @@ async def test_refresh_keeps_filters_and_the_open_dialog(
     row_button(driver, "details", first)
     wait(driver).until(_text_is("[data-details-status]", "queued"))
 
-    claimed = await store.claim("render-1", ["doubt"], 1, 60)
+    claimed = await store.claim("render-1", {"doubt": "noop"}, 1, 60)
     await store.update_progress("render-1", claimed[0].id, 55, "narration")
     wait(driver).until(_text_is("[data-details-progress]", "55% narration"))
     assert "running" in driver.find_element(By.CSS_SELECTOR, "[data-details-status]").text

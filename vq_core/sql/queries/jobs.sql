@@ -13,13 +13,15 @@ WITH input AS MATERIALIZED (
     SELECT vq.uuid_v7() AS id, t.*
       FROM ROWS FROM (jsonb_to_recordset($1::jsonb)
                       AS (job_type text, priority smallint, payload jsonb,
-                          run_at timestamptz, max_retries integer))
-           WITH ORDINALITY AS t(job_type, priority, payload, run_at, max_retries, ord)
+                          run_at timestamptz, max_retries integer, group_key text))
+           WITH ORDINALITY AS t(job_type, priority, payload, run_at, max_retries, group_key,
+                                ord)
 ),
 inserted AS (
-    INSERT INTO vq.jobs (id, job_type, priority, payload, run_at, max_retries)
+    INSERT INTO vq.jobs (id, job_type, priority, payload, run_at, max_retries, group_key)
     SELECT i.id, i.job_type, i.priority, coalesce(i.payload, '{}'::jsonb),
-           coalesce(i.run_at, now()), coalesce(i.max_retries, c.max_retries, $2::integer)
+           coalesce(i.run_at, now()), coalesce(i.max_retries, c.max_retries, $2::integer),
+           i.group_key
       FROM input i
       LEFT JOIN vq.job_queue_config c ON c.job_type = i.job_type
      ORDER BY i.ord
@@ -37,14 +39,15 @@ SELECT id FROM input ORDER BY ord;
 WITH input AS MATERIALIZED (
     SELECT vq.uuid_v7() AS id, t.*
       FROM unnest($1::text[], $2::smallint[], $3::jsonb[], $4::timestamptz[],
-                  $5::integer[], $6::text[])
+                  $5::integer[], $6::text[], $8::text[])
            WITH ORDINALITY AS t(job_type, priority, payload, run_at, max_retries,
-                                idempotency_key, ord)
+                                idempotency_key, group_key, ord)
 ),
 inserted AS (
-    INSERT INTO vq.jobs (id, job_type, priority, payload, run_at, max_retries, idempotency_key)
+    INSERT INTO vq.jobs (id, job_type, priority, payload, run_at, max_retries, idempotency_key,
+                         group_key)
     SELECT i.id, i.job_type, i.priority, i.payload, coalesce(i.run_at, now()),
-           coalesce(i.max_retries, c.max_retries, $7::integer), i.idempotency_key
+           coalesce(i.max_retries, c.max_retries, $7::integer), i.idempotency_key, i.group_key
       FROM input i
       LEFT JOIN vq.job_queue_config c ON c.job_type = i.job_type
      ORDER BY i.ord
@@ -66,24 +69,130 @@ SELECT i.ord, coalesce(ins.id, existing.id) AS id, ins.id IS NOT NULL AS created
 -- Resolve keys whose job was inserted by a concurrent transaction.
 SELECT idempotency_key, id FROM vq.jobs WHERE idempotency_key = ANY($1::text[]);
 
+-- claim_lock --
+-- Serialise the claims that count running jobs against a cluster-wide cap: the next
+-- statement's snapshot then sees every claim committed before this one. Held to commit.
+SELECT pg_advisory_xact_lock(hashtextextended('vq.claim_limits', 0));
+
 -- claim_jobs --
--- Take up to $3 eligible jobs of the given types, highest priority then oldest, with a lease.
-WITH claimed AS (
+-- Take up to $4 eligible jobs of the given types ($2, routed to the services $3), in
+-- {order}, with a lease. Types that are paused or have a cluster-wide cap in the
+-- database are left to claim_limited_jobs, whatever this worker last read.
+WITH route AS (
+    SELECT t.job_type, t.service
+      FROM unnest($2::text[], $3::text[]) AS t(job_type, service)
+     WHERE NOT EXISTS (SELECT 1 FROM vq.job_queue_config c
+                        WHERE c.job_type = t.job_type
+                          AND (c.paused OR c.max_running IS NOT NULL
+                               OR c.max_running_per_group IS NOT NULL))
+       AND NOT EXISTS (SELECT 1 FROM vq.service_limits s WHERE s.service = t.service)
+),
+claimed AS (
     UPDATE vq.jobs j
        SET status = 'running',
            worker_id = $1,
+           service = r.service,
            started_at = now(),
            updated_at = now(),
-           lease_expires_at = now() + make_interval(secs => $4::float8)
-     WHERE j.id = ANY(ARRAY(
+           lease_expires_at = now() + make_interval(secs => $5::float8)
+      FROM route r
+     WHERE r.job_type = j.job_type
+       AND j.id = ANY(ARRAY(
                SELECT q.id
                  FROM vq.jobs q
                 WHERE q.status = 'queued'
                   AND q.run_at <= now()
-                  AND q.job_type = ANY($2::text[])
-                ORDER BY q.priority, q.run_at
-                LIMIT $3
+                  AND q.job_type = ANY(ARRAY(SELECT job_type FROM route))
+                ORDER BY {order}
+                LIMIT $4
                   FOR UPDATE SKIP LOCKED))
+    RETURNING j.id, j.job_type, j.priority, j.payload, j.retry_count, j.max_retries,
+              j.created_at
+),
+events AS (
+    INSERT INTO vq.job_events (job_id, event, worker_id)
+    SELECT id, 'claimed', $1 FROM claimed
+)
+SELECT * FROM claimed;
+
+-- claim_limited_jobs --
+-- Take up to $4 jobs of types with a cluster-wide cap (per type, per group of a type,
+-- per service), never more than the caps leave room for. Run after claim_lock, in
+-- its transaction. Candidates are the first $6 eligible jobs in {order}, groups at
+-- their cap left out; within them each cap keeps the first jobs that fit.
+WITH route AS (
+    SELECT t.job_type, t.service, c.max_running AS type_cap,
+           c.max_running_per_group AS group_cap, s.max_running AS service_cap
+      FROM unnest($2::text[], $3::text[]) AS t(job_type, service)
+      LEFT JOIN vq.job_queue_config c ON c.job_type = t.job_type
+      LEFT JOIN vq.service_limits s ON s.service = t.service
+     WHERE NOT coalesce(c.paused, false)
+),
+running AS MATERIALIZED (
+    SELECT x.job_type, x.service, x.group_key FROM vq.jobs x WHERE x.status = 'running'
+),
+room AS (
+    SELECT r.job_type, r.service, r.group_cap,
+           r.type_cap - (SELECT count(*) FROM running x WHERE x.job_type = r.job_type)
+               AS type_room,
+           r.service_cap - (SELECT count(*) FROM running x WHERE x.service = r.service)
+               AS service_room
+      FROM route r
+),
+group_running AS (
+    SELECT x.job_type, x.group_key, count(*) AS n
+      FROM running x JOIN room r ON r.job_type = x.job_type
+     WHERE x.group_key IS NOT NULL AND r.group_cap IS NOT NULL
+     GROUP BY x.job_type, x.group_key
+),
+candidates AS (
+    SELECT q.id, q.job_type, q.group_key, q.priority, q.fair_seq, q.run_at
+      FROM vq.jobs q
+     WHERE q.status = 'queued'
+       AND q.run_at <= now()
+       AND q.job_type = ANY(ARRAY(SELECT job_type FROM room
+                                   WHERE coalesce(type_room, 1) > 0
+                                     AND coalesce(service_room, 1) > 0))
+       AND NOT EXISTS (SELECT 1 FROM group_running g JOIN room r USING (job_type)
+                        WHERE g.job_type = q.job_type AND g.group_key = q.group_key
+                          AND g.n >= r.group_cap)
+     ORDER BY {order}
+     LIMIT $6
+),
+in_group AS (
+    SELECT c.*, r.service, r.group_cap, r.type_room, r.service_room,
+           coalesce(g.n, 0) AS group_running,
+           row_number() OVER (PARTITION BY c.job_type, c.group_key ORDER BY {order}) AS group_n
+      FROM candidates c
+      JOIN room r ON r.job_type = c.job_type
+      LEFT JOIN group_running g ON g.job_type = c.job_type AND g.group_key = c.group_key
+),
+group_fits AS (
+    SELECT i.*,
+           row_number() OVER (PARTITION BY i.job_type ORDER BY {order}) AS type_n,
+           row_number() OVER (PARTITION BY i.service ORDER BY {order}) AS service_n
+      FROM in_group i
+     WHERE i.group_key IS NULL OR i.group_cap IS NULL
+        OR i.group_n <= i.group_cap - i.group_running
+),
+chosen AS (
+    SELECT f.id, f.service
+      FROM group_fits f
+     WHERE (f.type_room IS NULL OR f.type_n <= f.type_room)
+       AND (f.service_room IS NULL OR f.service_n <= f.service_room)
+     ORDER BY {order}
+     LIMIT $4
+),
+claimed AS (
+    UPDATE vq.jobs j
+       SET status = 'running',
+           worker_id = $1,
+           service = c.service,
+           started_at = now(),
+           updated_at = now(),
+           lease_expires_at = now() + make_interval(secs => $5::float8)
+      FROM chosen c
+     WHERE j.id = c.id AND j.status = 'queued'
     RETURNING j.id, j.job_type, j.priority, j.payload, j.retry_count, j.max_retries,
               j.created_at
 ),
@@ -289,21 +398,90 @@ SELECT * FROM vq.jobs WHERE id = $1;
 SELECT id, job_id, event, at, worker_id, details
   FROM vq.job_events WHERE job_id = $1 ORDER BY id;
 
+-- job_filter --
+-- The job list's filters, shared by list_jobs, count_jobs and the bulk actions ({filter}
+-- in them): $1 status, $2 type, $3 priority, $4 text in the type, question or topic,
+-- $5 error category, $6 service, $7 group, $8 and $9 created from and before.
+    ($1::vq.job_status IS NULL OR status = $1::vq.job_status)
+AND ($2::text IS NULL OR job_type = $2::text)
+AND ($3::smallint IS NULL OR priority = $3::smallint)
+AND ($4::text IS NULL
+     OR job_type ILIKE '%' || $4::text || '%'
+     OR payload ->> 'question' ILIKE '%' || $4::text || '%'
+     OR payload ->> 'topic' ILIKE '%' || $4::text || '%')
+AND ($5::text IS NULL OR error ->> 'category' = $5::text)
+AND ($6::text IS NULL OR service = $6::text)
+AND ($7::text IS NULL OR group_key = $7::text)
+AND ($8::timestamptz IS NULL OR created_at >= $8::timestamptz)
+AND ($9::timestamptz IS NULL OR created_at < $9::timestamptz)
+
 -- list_jobs --
 -- One page of the job list, filtered, in keyset order ({after} and {order} from a
 -- whitelist: by id alone for creation order, else by (column, id)).
 SELECT *
   FROM vq.jobs
- WHERE ($1::vq.job_status IS NULL OR status = $1::vq.job_status)
-   AND ($2::text IS NULL OR job_type = $2::text)
-   AND ($3::smallint IS NULL OR priority = $3::smallint)
-   AND ($4::text IS NULL
-        OR job_type ILIKE '%' || $4::text || '%'
-        OR payload ->> 'question' ILIKE '%' || $4::text || '%'
-        OR payload ->> 'topic' ILIKE '%' || $4::text || '%')
-   AND ($5::text IS NULL OR {after})
+ WHERE {filter}
+   AND ($10::text IS NULL OR {after})
  ORDER BY {order}
- LIMIT $7;
+ LIMIT $12;
+
+-- count_jobs --
+-- How many jobs match the filters and are in one of the statuses $10 (what a bulk
+-- action would act on, for its confirmation).
+SELECT count(*) FROM vq.jobs WHERE {filter} AND status = ANY($10::vq.job_status[]);
+
+-- bulk_retry_jobs --
+-- Send every failed or cancelled job matching the filters back to the queue, as
+-- retry_job does one; $10 says who asked. Rows another action holds are left alone.
+WITH target AS (
+    SELECT id FROM vq.jobs
+     WHERE {filter} AND status IN ('failed', 'cancelled')
+       FOR UPDATE SKIP LOCKED
+),
+updated AS (
+    UPDATE vq.jobs j
+       SET status = 'queued', run_at = now(), retry_count = 0, error = NULL, result = NULL,
+           progress = NULL, cancel_requested = false, completed_at = NULL, started_at = NULL,
+           worker_id = NULL, lease_expires_at = NULL, updated_at = now()
+      FROM target t
+     WHERE j.id = t.id
+    RETURNING j.id
+),
+events AS (
+    INSERT INTO vq.job_events (job_id, event, details)
+    SELECT id, 'retried', $10::jsonb FROM updated
+)
+SELECT count(*) FROM updated;
+
+-- bulk_cancel_jobs --
+-- Cancel every queued job matching the filters and ask the workers of the running ones
+-- to stop them, as cancel_job does one; $10 says who asked.
+WITH target AS (
+    SELECT id, status FROM vq.jobs
+     WHERE {filter} AND status IN ('queued', 'running') AND NOT cancel_requested
+       FOR UPDATE SKIP LOCKED
+),
+updated AS (
+    UPDATE vq.jobs j
+       SET status = CASE WHEN t.status = 'queued' THEN 'cancelled' ELSE 'running' END::vq.job_status,
+           cancel_requested = (t.status = 'running'),
+           completed_at = CASE WHEN t.status = 'queued' THEN now() END,
+           updated_at = now()
+      FROM target t
+     WHERE j.id = t.id
+    RETURNING j.id, j.status
+),
+events AS (
+    INSERT INTO vq.job_events (job_id, event, details)
+    SELECT id, CASE WHEN status = 'cancelled' THEN 'cancelled' ELSE 'cancel_requested' END,
+           $10::jsonb
+      FROM updated
+),
+-- Referenced below: a plain SELECT in WITH runs only when something reads it.
+notified AS (
+    SELECT pg_notify('vq_cancel', id::text) FROM updated WHERE status = 'running'
+)
+SELECT (SELECT count(*) FROM updated) AS acted, (SELECT count(*) FROM notified) AS running;
 
 -- prune_jobs --
 -- Delete up to $2 finished jobs older than $1 seconds, with their history.
