@@ -81,7 +81,7 @@ def _job_gauges(stats: dict[str, Any]) -> Iterator[Metric]:
     oldest = stats["oldest_queued_age_s"]
     yield GaugeMetricFamily(
         "vq_queue_oldest_age_seconds",
-        "Age of the oldest queued job (0 when none).",
+        "How long the longest-waiting ready job has waited (0 when none).",
         value=float(oldest or 0.0),
     )
 

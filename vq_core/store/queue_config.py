@@ -17,6 +17,7 @@ import asyncpg
 
 from vq_core.db.queries import sql
 from vq_core.models import Actor, QueueConfig
+from vq_core.queue_types import TypeState, describe_types
 from vq_core.validation import QueueConfigPatch, check_queue_config, check_text
 
 
@@ -140,6 +141,22 @@ class QueueConfigStore:
                 actor.via,
                 {"max_running": [before, max_running]},
             )
+
+    async def type_states(self, default_timeout: float) -> list[TypeState]:
+        """Every job type with its settings, counts, service and state (see
+        ``vq_core.queue_types``); a type without a row shows the defaults."""
+        async with self.pool.acquire() as conn:
+            configs = await conn.fetch(sql("list_queue_config"))
+            counts = await conn.fetch(sql("type_counts"))
+            health = await conn.fetch(sql("list_service_health"))
+            limits = await conn.fetch(sql("list_service_limits"))
+        return describe_types(
+            {r["job_type"]: QueueConfig(**dict(r)) for r in configs},
+            {r["job_type"]: dict(r) for r in counts},
+            [dict(r) for r in health],
+            {r["service"]: r["max_running"] for r in limits},
+            QueueConfig("", max_retries=self.default_max_retries, timeout_s=default_timeout),
+        )
 
     async def config_changes(
         self, subject: str | None = None, limit: int = 50

@@ -59,6 +59,9 @@ class StatsStore:
             "by_priority": {k: dict(v) for k, v in by_priority.items()},
             "depth": depth["ready"],
             "queued": depth["queued"],
+            "scheduled": depth["scheduled"],
+            "next_run_at": depth["next_run_at"].isoformat() if depth["next_run_at"] else None,
+            # Ready jobs only: one scheduled for later is not waiting.
             "oldest_queued_age_s": depth["oldest_age_s"],
             "throughput": throughput,
             "duration_s": {

@@ -9,11 +9,26 @@ SELECT status::text AS status, job_type, priority, count(*) AS n
   FROM vq.jobs GROUP BY status, job_type, priority;
 
 -- queue_depth --
--- Jobs ready to run now and the age of the oldest queued job.
+-- Jobs ready to run now, jobs scheduled for later, and how long the longest-waiting ready
+-- job has been ready (a job scheduled for later is not waiting: it is not counted).
 SELECT count(*) FILTER (WHERE run_at <= now()) AS ready,
        count(*) AS queued,
-       extract(epoch FROM now() - min(created_at))::float8 AS oldest_age_s
+       count(*) FILTER (WHERE run_at > now()) AS scheduled,
+       min(run_at) FILTER (WHERE run_at > now()) AS next_run_at,
+       extract(epoch FROM now() - min(run_at) FILTER (WHERE run_at <= now()))::float8
+           AS oldest_age_s
   FROM vq.jobs WHERE status = 'queued';
+
+-- type_counts --
+-- Each job type's jobs by state, ready and scheduled apart: the types overview.
+SELECT job_type,
+       count(*) FILTER (WHERE status = 'queued' AND run_at <= now()) AS ready,
+       count(*) FILTER (WHERE status = 'queued' AND run_at > now()) AS scheduled,
+       count(*) FILTER (WHERE status = 'running') AS running,
+       count(*) FILTER (WHERE status = 'completed') AS completed,
+       count(*) FILTER (WHERE status = 'failed') AS failed,
+       count(*) FILTER (WHERE status = 'cancelled') AS cancelled
+  FROM vq.jobs GROUP BY job_type;
 
 -- finished_windows --
 -- Completions and failures over the last 1, 5, 15 and 60 minutes.
