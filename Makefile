@@ -59,6 +59,7 @@ chromium:
 
 bench: $(STAMP)
 	$(BIN)/python load/bench_queue.py
+	$(BIN)/python load/bench_claim.py
 
 clean:
 	rm -rf $(VENV) .tox .mypy_cache .ruff_cache

@@ -89,6 +89,26 @@ def vq_register_alert_sinks(settings: Settings) -> list[AlertSink]:
     raise NotImplementedError
 
 
+@hookspec(firstresult=True)
+def vq_alert_sink_from_config(
+    kind: str, name: str, config: dict[str, Any], secret: str | None, settings: Settings
+) -> AlertSink | None:
+    """Build an installation-wide sink stored in ``vq.alert_sinks``; first answer wins.
+
+    Called by the process that delivers a notification, for each stored sink, so a sink
+    added with ``vq alerts sinks add`` (or from the admin page) reaches every notification
+    whichever process evaluates the rules.
+
+    :param kind: the stored kind (``webhook``, ``email``); answer ``None`` for others.
+    :param name: the sink's stored name; the sink's ``name`` should be it.
+    :param config: the stored options (checked by ``vq_core.sink_config`` when added).
+    :param secret: the stored secret (signing key, SMTP password) or ``None``; never log it.
+    :param settings: the running configuration.
+    :return: an object implementing ``vq_core.alerts.model.AlertSink``, or ``None``.
+    :raises ConfigError: the stored options cannot make a sink.
+    """
+
+
 @hookspec
 def vq_add_commands(cli: click.Group) -> None:
     """Add click commands to the ``vq`` command line.

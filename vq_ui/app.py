@@ -18,7 +18,7 @@ from vq_core import __version__
 from vq_core.config import Settings
 from vq_core.store import Store
 from vq_ui import http_guard
-from vq_ui.api import accounts
+from vq_ui.api import accounts, bulk, types
 from vq_ui.api import jobs as api
 from vq_ui.api.errors import install_error_handlers
 from vq_ui.auth import access as auth
@@ -62,7 +62,10 @@ def create_app(
     install_error_handlers(app)
     auth.install(app, settings, store, session_secret)
     http_guard.install(app, settings)
+    # The bulk actions' static paths (/jobs/retry) before the jobs' /jobs/{job_id} routes.
+    app.include_router(bulk.router)
     app.include_router(api.router)
+    app.include_router(types.router)
     app.include_router(accounts.router)
     media = settings.resolved_media_dir
     media.mkdir(parents=True, exist_ok=True)

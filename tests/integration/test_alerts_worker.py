@@ -78,7 +78,8 @@ async def test_three_failures_in_a_row_fire_the_worker_alert(
         cfg = alerting(settings, hook.url, cooldown=3600)
         service = ScriptedService()
         service.raise_for = lambda job: (
-            ServiceError(ErrorCategory.INVALID_INPUT, "no question")
+            # A service fault, failed for good at once: INVALID_INPUT would not count.
+            ServiceError(ErrorCategory.API_ERROR, "renderer crashed", permanent=True)
             if job.payload.get("bad")
             else None
         )

@@ -38,12 +38,21 @@ OPERATIONS = [
     ("/api/v1/jobs/{job_id}/cancel", "POST"),
     ("/api/v1/jobs/{job_id}/retry", "POST"),
     ("/api/v1/stats", "GET"),
+    ("/api/v1/jobs/retry", "POST"),
+    ("/api/v1/jobs/cancel", "POST"),
+    ("/api/v1/types", "GET"),
+    ("/api/v1/types/{type}", "PATCH"),
+    ("/api/v1/types/{type}/changes", "GET"),
+    ("/api/v1/services", "GET"),
+    ("/api/v1/services/{name}", "PATCH"),
     ("/api/v1/users", "POST"),
     ("/api/v1/users/{username}", "PATCH"),
     ("/api/v1/tokens", "POST"),
     ("/api/v1/tokens/{token_id}", "DELETE"),
 ]
 MAX_EXAMPLES = 25
+# Operations without parameters or body: the negative mode has nothing to break there.
+NO_INPUT = {("/api/v1/stats", "GET"), ("/api/v1/types", "GET"), ("/api/v1/services", "GET")}
 
 
 @dataclass
@@ -125,7 +134,7 @@ def test_no_request_gets_a_server_error(served: Served, mode: GenerationMode) ->
             assert mode is GenerationMode.NEGATIVE, (path, method)
             skipped.append((path, method))
     assert checked >= len(OPERATIONS) - len(skipped)
-    assert len(skipped) <= 1, skipped
+    assert set(skipped) <= NO_INPUT, skipped
 
 
 def test_a_real_job_survives_the_fuzzing_routes(served: Served) -> None:

@@ -10,26 +10,41 @@ The state is committed before the sinks are called. A crash between the two
 loses that notification (the next repeat or the resolution still comes), but a
 slow sink never holds the lock or a database connection, and ten workers never
 send the same alert ten times.
+
+Sinks come from two places. A process's own configuration provides some through the
+``vq_register_alert_sinks`` hook (the log sink always). The installation-wide sinks in
+``vq.alert_sinks`` (``vq alerts sinks add``, the admin page) are read at each delivery
+and built by the plugins (``vq_alert_sink_from_config``), so whichever process holds the
+rule lock delivers to them, whatever its own configuration names. Every attempt to
+every sink is recorded in ``vq.alert_deliveries`` (sent, retried, failed).
 """
 
 from __future__ import annotations
 
 import asyncio
 import logging
-from collections.abc import Iterable, Mapping, Sequence
-from dataclasses import replace
-from datetime import datetime
+import uuid
+from collections.abc import Callable, Iterable, Mapping, Sequence
+from dataclasses import dataclass, replace
+from datetime import UTC, datetime
 from typing import Any
 
 import pluggy
 
-from vq_core.alerts.model import Alert, AlertSink
+from vq_core import db
+from vq_core.alerts.model import Alert, AlertSink, SinkError
 from vq_core.alerts.rules import RULES, Finding, Rule
-from vq_core.config import AlertSettings, Settings
+from vq_core.config import AlertSettings, ConfigError, Settings
+from vq_core.redact import redact_urls
 from vq_core.store import Store
+from vq_core.store.alert_sinks import FAILED, RETRIED, SENT, StoredSink
 from vq_core.store.alerts import FIRING, RESOLVED, AlertRecord, QueueSnapshot
 
 log = logging.getLogger("vq.alerts")
+_DB_ERRORS = db.DB_ERRORS
+#: Builds the sink of a stored ``vq.alert_sinks`` row (``sink_builder`` asks the plugins).
+SinkBuilder = Callable[[StoredSink], AlertSink]
+TEST_KEY = "test"
 
 
 def collect_sinks(pm: pluggy.PluginManager, settings: Settings) -> list[AlertSink]:
@@ -38,6 +53,92 @@ def collect_sinks(pm: pluggy.PluginManager, settings: Settings) -> list[AlertSin
     for provided in pm.hook.vq_register_alert_sinks(settings=settings):
         sinks.extend(provided or [])
     return sinks
+
+
+def sink_builder(pm: pluggy.PluginManager, settings: Settings) -> SinkBuilder:
+    """Turn stored sinks into sinks through the plugins' ``vq_alert_sink_from_config``.
+
+    The builder raises ``ConfigError`` when no plugin of this process builds the kind
+    (its plugin is disabled here) or the stored options are refused.
+    """
+
+    def build(stored: StoredSink) -> AlertSink:
+        sink: AlertSink | None = pm.hook.vq_alert_sink_from_config(
+            kind=stored.kind,
+            name=stored.name,
+            config=dict(stored.config),
+            secret=stored.secret,
+            settings=settings,
+        )
+        if sink is None:
+            raise ConfigError(f"no plugin of this process delivers {stored.kind!r} sinks")
+        return sink
+
+    return build
+
+
+@dataclass(frozen=True)
+class Target:
+    """A sink to deliver to: a process's own (``sink_id`` None) or a stored one. ``sink``
+    is ``None`` when the stored one could not be built, and ``problem`` says why."""
+
+    name: str
+    sink: AlertSink | None
+    sink_id: int | None = None
+    problem: str | None = None
+
+    @property
+    def installation_wide(self) -> bool:
+        """Stored in ``vq.alert_sinks`` rather than named by this process's configuration."""
+        return self.sink_id is not None
+
+
+@dataclass(frozen=True)
+class DeliveryOutcome:
+    """How one notification went to one sink, after every attempt."""
+
+    alert_key: str
+    sink: str
+    installation_wide: bool
+    outcome: str  # "sent" or "failed"
+    attempts: int
+    detail: str | None = None
+
+    def to_dict(self) -> dict[str, Any]:
+        """JSON-ready (``vq alerts test --json``)."""
+        return {
+            "alert_key": self.alert_key,
+            "sink": self.sink,
+            "installation_wide": self.installation_wide,
+            "outcome": self.outcome,
+            "attempts": self.attempts,
+            "detail": self.detail,
+        }
+
+
+def make_test_alert(actor: str, now: datetime | None = None) -> Alert:
+    """The notification ``vq alerts test`` and the page's Test button send."""
+    at = now or datetime.now(UTC)
+    return Alert(
+        key=TEST_KEY,
+        rule="test",
+        state=FIRING,
+        summary=f"test notification sent by {actor}: alerts from vq reach this sink",
+        first_seen=at,
+        last_seen=at,
+        details={"test": True, "sent_by": actor},
+    )
+
+
+def _reason(exc: BaseException, timeout: float) -> str:
+    """Why an attempt failed, fit for a log line and the page (URL credentials hidden)."""
+    if isinstance(exc, TimeoutError):
+        return f"timed out after {timeout:g}s"
+    if isinstance(exc, SinkError):
+        text = str(exc)
+    else:
+        text = f"{type(exc).__name__}: {exc}" if str(exc) else type(exc).__name__
+    return redact_urls(text)[:500]
 
 
 def evaluate(
@@ -136,10 +237,20 @@ def notification(record: AlertRecord) -> Alert:
 class AlertEngine:
     """Evaluates the alert rules and delivers notifications to the sinks."""
 
-    def __init__(self, store: Store, settings: Settings, sinks: Sequence[AlertSink]) -> None:
+    def __init__(
+        self,
+        store: Store,
+        settings: Settings,
+        sinks: Sequence[AlertSink],
+        build_sink: SinkBuilder | None = None,
+    ) -> None:
+        """:param sinks: this process's own sinks (``collect_sinks``).
+        :param build_sink: builds the installation-wide sinks of ``vq.alert_sinks``
+            (``sink_builder``); without it only ``sinks`` are delivered to."""
         self.store = store
         self.settings = settings
         self.sinks = list(sinks)
+        self.build_sink = build_sink
 
     async def tick(self) -> list[Alert]:
         """Evaluate once (if no other process is) and notify; returns what was sent."""
@@ -158,23 +269,103 @@ class AlertEngine:
             await tx.prune_resolved(cfg.keep_resolved_days * 86400)
         alerts = [notification(r) for r in send]
         await self.deliver(alerts)
+        if self.build_sink is not None:
+            try:
+                await self.store.prune_alert_deliveries(cfg.keep_resolved_days * 86400)
+            except _DB_ERRORS as exc:
+                log.warning("could not prune old alert deliveries: %s", exc)
         return alerts
 
-    async def deliver(self, alerts: Sequence[Alert]) -> None:
-        """Send each alert to every sink at once; failures are retried, then logged."""
-        if alerts and self.sinks:
-            await asyncio.gather(*(self._send(s, a) for s in self.sinks for a in alerts))
+    async def targets(self) -> list[Target]:
+        """This process's sinks, then every installation-wide one (read now, so a sink
+        added or removed a moment ago is already in or out)."""
+        targets = [Target(getattr(s, "name", type(s).__name__), s) for s in self.sinks]
+        if self.build_sink is None:
+            return targets
+        try:
+            stored = await self.store.deliverable_alert_sinks()
+        except _DB_ERRORS as exc:
+            # This process's own sinks still get the notification.
+            log.error("cannot read the installation's alert sinks: %s", exc)
+            return targets
+        for row in stored:
+            try:
+                targets.append(Target(row.name, self.build_sink(row), row.id))
+            except Exception as exc:  # a plugin's refusal must not stop the other sinks
+                problem = _reason(exc, 0)
+                log.error(
+                    "alert sink %s (%s): cannot be built here: %s", row.name, row.kind, problem
+                )
+                targets.append(Target(row.name, None, row.id, problem))
+        return targets
 
-    async def _send(self, sink: AlertSink, alert: Alert) -> bool:
+    async def deliver(self, alerts: Sequence[Alert]) -> list[DeliveryOutcome]:
+        """Send each alert to every sink at once; failures are retried, then logged.
+        Every attempt is recorded in ``vq.alert_deliveries``."""
+        if not alerts:
+            return []
+        targets = await self.targets()
+        ids = [uuid.uuid4() for _ in alerts]
+        return list(
+            await asyncio.gather(
+                *(self._send(t, a, n) for t in targets for a, n in zip(alerts, ids, strict=True))
+            )
+        )
+
+    async def send_test(self, actor: str) -> list[DeliveryOutcome]:
+        """Send a test notification to every sink, this process's and the installation's;
+        returns each sink's outcome (recorded like any notification's)."""
+        return await self.deliver([make_test_alert(actor)])
+
+    async def _record(
+        self,
+        target: Target,
+        alert: Alert,
+        notification_id: uuid.UUID,
+        attempt: int,
+        outcome: str,
+        detail: str | None,
+    ) -> None:
+        try:
+            await self.store.record_alert_delivery(
+                notification_id,
+                alert.key,
+                alert.state,
+                target.name,
+                target.sink_id,
+                target.installation_wide,
+                attempt,
+                outcome,
+                detail,
+            )
+        except _DB_ERRORS as exc:
+            # The delivery itself matters more than its record: log and go on.
+            log.warning(
+                "could not record the delivery of %s to %s: %s", alert.key, target.name, exc
+            )
+
+    async def _send(
+        self, target: Target, alert: Alert, notification_id: uuid.UUID
+    ) -> DeliveryOutcome:
         cfg = self.settings.alerts
-        name = getattr(sink, "name", type(sink).__name__)
+        name = target.name
+
+        def outcome(result: str, attempts: int, detail: str | None) -> DeliveryOutcome:
+            return DeliveryOutcome(
+                alert.key, name, target.installation_wide, result, attempts, detail
+            )
+
+        sink = target.sink
+        if sink is None:
+            await self._record(target, alert, notification_id, 1, FAILED, target.problem)
+            return outcome(FAILED, 1, target.problem)
         for attempt in range(1, cfg.sink_attempts + 1):
             try:
                 await asyncio.wait_for(sink.send(alert), cfg.sink_timeout)
-                return True
             except Exception as exc:
-                reason = "timed out" if isinstance(exc, TimeoutError) else f"{exc!r}"
+                reason = _reason(exc, cfg.sink_timeout)
                 if attempt == cfg.sink_attempts:
+                    await self._record(target, alert, notification_id, attempt, FAILED, reason)
                     log.error(
                         "alert sink %s: gave up on %s %s after %d attempts: %s",
                         name,
@@ -183,7 +374,7 @@ class AlertEngine:
                         attempt,
                         reason,
                     )
-                    return False
+                    return outcome(FAILED, attempt, reason)
                 log.warning(
                     "alert sink %s: attempt %d for %s failed (%s); retrying",
                     name,
@@ -191,9 +382,13 @@ class AlertEngine:
                     alert.key,
                     reason,
                 )
+                await self._record(target, alert, notification_id, attempt, RETRIED, reason)
                 # Back off so a sink that is briefly down gets a chance to recover.
                 await asyncio.sleep(cfg.sink_retry_delay * 2 ** (attempt - 1))
-        return False
+            else:
+                await self._record(target, alert, notification_id, attempt, SENT, None)
+                return outcome(SENT, attempt, None)
+        return outcome(FAILED, cfg.sink_attempts, "no attempt was made")
 
 
 # -- what sinks send --------------------------------------------------------------------

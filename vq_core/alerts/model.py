@@ -23,6 +23,12 @@ class Alert:
     send_count: int = 1
 
 
+class SinkError(Exception):
+    """A delivery that failed, with a message fit to log and to show on the admin page
+    (a status, a refusal: never a URL's credentials or a secret). Sinks may raise any
+    exception; this one's message is recorded as it is."""
+
+
 @runtime_checkable
 class AlertSink(Protocol):
     """Delivers alerts somewhere; may raise, the caller retries and logs."""

@@ -72,7 +72,10 @@ def oldest_queued(snap: QueueSnapshot, cfg: AlertSettings) -> Iterator[Finding]:
 
 
 def worker_failures(snap: QueueSnapshot, cfg: AlertSettings) -> Iterator[Finding]:
-    """A worker whose last N attempts all failed (a success resets its count)."""
+    """A worker whose last N attempts all failed through a worker or service fault (a
+    success resets its count). The store leaves ``INVALID_INPUT`` and ``CANCELLED``
+    failures out of the count (``Store.fail``): a student's bad payload is not the
+    worker's fault."""
     for w in snap.workers:
         if w.consecutive_failures < cfg.worker_failures:
             continue

@@ -14,6 +14,7 @@ from typing import Any
 import click
 
 from vq_core import __version__, db
+from vq_core.cli.alerts import alerts
 from vq_core.cli.common import (
     UsageProblem,
     async_command,
@@ -25,21 +26,43 @@ from vq_core.cli.common import (
 )
 from vq_core.cli.jobs import jobs
 from vq_core.cli.output import print_stats
+from vq_core.cli.types import services_group, types_group
+from vq_core.cli.workers import workers
 from vq_core.config import ConfigError, Settings, load_settings
 from vq_core.logs import setup_logging
 from vq_core.models import Priority
 from vq_core.plugins import collect_services, make_plugin_manager
-from vq_core.runtime import DatabaseUnavailable, serve
+from vq_core.runtime import DatabaseUnavailable, Runtime, serve
 from vq_core.validation import parse_job_request, parse_payload
 
 
-@click.group()
+class _RootGroup(click.Group):
+    """The ``vq`` group. A plugin's group named like one of vq's own (the reference
+    services' ``vq services serve``) adds its commands to it instead of replacing it;
+    on a clash of command names, vq's own command stays."""
+
+    def add_command(self, cmd: click.Command, name: str | None = None) -> None:
+        name = name or cmd.name
+        existing = self.commands.get(name) if name else None
+        if isinstance(existing, click.Group) and isinstance(cmd, click.Group):
+            if existing is not cmd:
+                for sub_name, sub in cmd.commands.items():
+                    existing.commands.setdefault(sub_name, sub)
+            return
+        super().add_command(cmd, name)
+
+
+@click.group(cls=_RootGroup)
 @click.version_option(__version__, prog_name="vq")
 def cli() -> None:
     """vq: a PostgreSQL-backed job queue for video generation."""
 
 
 cli.add_command(jobs)
+cli.add_command(alerts)
+cli.add_command(types_group)
+cli.add_command(services_group)
+cli.add_command(workers)
 
 
 # -- running --------------------------------------------------------------------------
@@ -121,6 +144,9 @@ async def migrate(as_json: bool) -> None:
 @click.option("--run-at", help="ISO time with zone; the job waits until then.")
 @click.option("--max-retries", type=int, help="Override the job type's retry limit.")
 @click.option("--idempotency-key", help="Submitting the same key again returns the same job.")
+@click.option(
+    "--group-key", help="Whose job this is (e.g. the student): the claim takes turns by group."
+)
 @json_option
 @async_command
 async def submit(
@@ -130,6 +156,7 @@ async def submit(
     run_at: str | None,
     max_retries: int | None,
     idempotency_key: str | None,
+    group_key: str | None,
     as_json: bool,
 ) -> None:
     """Submit one job, e.g. ``vq submit doubt --payload '{"question": "..."}'``."""
@@ -142,6 +169,7 @@ async def submit(
         ("run_at", run_at),
         ("max_retries", max_retries),
         ("idempotency_key", idempotency_key),
+        ("group_key", group_key),
     ):
         if value is not None:
             request[key] = value
@@ -157,8 +185,20 @@ async def submit(
 @json_option
 @async_command
 async def stats(as_json: bool) -> None:
-    """Counts, depth, throughput, success rate and durations."""
-    data = await with_runtime(lambda rt: rt.store.stats())
+    """Counts, depth, throughput, success rate and durations, and each job type whose
+    jobs cannot run (paused, unrouted, its service missing or unhealthy)."""
+
+    async def fetch(rt: Runtime) -> dict[str, Any]:
+        data = await rt.store.stats()
+        states = await rt.store.type_states(rt.settings.default_timeout)
+        data["types"] = [
+            {"job_type": s.job_type, "state": s.state, "problem": s.problem, "service": s.service}
+            for s in states
+            if s.state != "active"
+        ]
+        return data
+
+    data = await with_runtime(fetch)
     if as_json:
         emit_json(data)
     else:

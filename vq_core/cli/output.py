@@ -60,9 +60,12 @@ def print_stats(data: dict[str, Any]) -> None:
     by_status = data["by_status"]
     click.echo("jobs: " + ", ".join(f"{k} {v}" for k, v in by_status.items()))
     age = data["oldest_queued_age_s"]
+    scheduled = data.get("scheduled", 0)
+    later = f" (next {data['next_run_at']})" if scheduled and data.get("next_run_at") else ""
+    # Only ready jobs are waiting: one scheduled for later does not age the queue.
     click.echo(
-        f"depth: {data['depth']} ready ({data['queued']} queued), oldest queued "
-        + (f"{age:.1f}s ago" if age is not None else "-")
+        f"depth: {data['depth']} ready, {scheduled} scheduled{later}; oldest ready job "
+        + (f"waiting {age:.1f}s" if age is not None else "-")
     )
     for window, t in data["throughput"].items():
         rate = "-" if t["success_rate"] is None else f"{t['success_rate'] * 100:.1f}%"
@@ -78,3 +81,9 @@ def print_stats(data: dict[str, Any]) -> None:
         )
     for job_type, counts in data["by_type"].items():
         click.echo(f"  {job_type}: " + ", ".join(f"{k} {v}" for k, v in counts.items()))
+    for problem in data.get("types", []):
+        # Types whose jobs wait for something other than a free worker.
+        reason = problem["problem"]
+        if problem["state"] == "paused":
+            reason = "paused" + (f" (and {reason})" if reason else "")
+        click.echo(f"{problem['job_type']}: {reason or problem['state']}")

@@ -58,6 +58,53 @@ BEGIN
 END
 $$;
 
+CREATE TABLE vq.alert_deliveries (
+    id bigint NOT NULL,
+    notification uuid NOT NULL,
+    alert_key text NOT NULL,
+    alert_state text NOT NULL,
+    sink text NOT NULL,
+    sink_id bigint,
+    installation_wide boolean NOT NULL,
+    attempt integer NOT NULL,
+    outcome text NOT NULL,
+    detail text,
+    at timestamp with time zone DEFAULT now() NOT NULL,
+    CONSTRAINT alert_deliveries_attempt_check CHECK ((attempt > 0)),
+    CONSTRAINT alert_deliveries_outcome_check CHECK ((outcome = ANY (ARRAY['sent'::text, 'failed'::text, 'retried'::text])))
+);
+
+ALTER TABLE vq.alert_deliveries ALTER COLUMN id ADD GENERATED ALWAYS AS IDENTITY (
+    SEQUENCE NAME vq.alert_deliveries_id_seq
+    START WITH 1
+    INCREMENT BY 1
+    NO MINVALUE
+    NO MAXVALUE
+    CACHE 1
+);
+
+CREATE TABLE vq.alert_sinks (
+    id bigint NOT NULL,
+    name text NOT NULL,
+    kind text NOT NULL,
+    config jsonb DEFAULT '{}'::jsonb NOT NULL,
+    secret text,
+    created_at timestamp with time zone DEFAULT now() NOT NULL,
+    created_by text NOT NULL,
+    CONSTRAINT alert_sinks_config_check CHECK ((jsonb_typeof(config) = 'object'::text)),
+    CONSTRAINT alert_sinks_kind_check CHECK ((kind = ANY (ARRAY['webhook'::text, 'email'::text]))),
+    CONSTRAINT alert_sinks_name_check CHECK ((name ~ '^[A-Za-z0-9][A-Za-z0-9_.-]{0,63}$'::text))
+);
+
+ALTER TABLE vq.alert_sinks ALTER COLUMN id ADD GENERATED ALWAYS AS IDENTITY (
+    SEQUENCE NAME vq.alert_sinks_id_seq
+    START WITH 1
+    INCREMENT BY 1
+    NO MINVALUE
+    NO MAXVALUE
+    CACHE 1
+);
+
 CREATE TABLE vq.alerts (
     key text NOT NULL,
     rule text NOT NULL,
@@ -271,6 +318,15 @@ CREATE TABLE vq.workers (
     consecutive_failures integer DEFAULT 0 NOT NULL
 );
 
+ALTER TABLE ONLY vq.alert_deliveries
+    ADD CONSTRAINT alert_deliveries_pkey PRIMARY KEY (id);
+
+ALTER TABLE ONLY vq.alert_sinks
+    ADD CONSTRAINT alert_sinks_name_key UNIQUE (name);
+
+ALTER TABLE ONLY vq.alert_sinks
+    ADD CONSTRAINT alert_sinks_pkey PRIMARY KEY (id);
+
 ALTER TABLE ONLY vq.alerts
     ADD CONSTRAINT alerts_pkey PRIMARY KEY (key);
 
@@ -316,6 +372,10 @@ ALTER TABLE ONLY vq.users
 ALTER TABLE ONLY vq.workers
     ADD CONSTRAINT workers_pkey PRIMARY KEY (id);
 
+CREATE INDEX alert_deliveries_at_idx ON vq.alert_deliveries USING btree (at);
+
+CREATE INDEX alert_deliveries_sink_idx ON vq.alert_deliveries USING btree (sink_id) WHERE (sink_id IS NOT NULL);
+
 CREATE INDEX alerts_firing_idx ON vq.alerts USING btree (first_seen) WHERE (state = 'firing'::text);
 
 CREATE INDEX alerts_resolved_idx ON vq.alerts USING btree (resolved_at) WHERE (state = 'resolved'::text);
@@ -359,6 +419,9 @@ CREATE TRIGGER service_limits_notify AFTER INSERT OR DELETE OR UPDATE ON vq.serv
 CREATE TRIGGER jobs_notify_insert AFTER INSERT ON vq.jobs FOR EACH STATEMENT EXECUTE FUNCTION vq.notify_jobs_ready();
 
 CREATE TRIGGER jobs_notify_ready AFTER UPDATE OF status, run_at ON vq.jobs FOR EACH ROW WHEN (((new.status = 'queued'::vq.job_status) AND (new.run_at <= now()) AND ((old.status <> 'queued'::vq.job_status) OR (old.run_at > now())))) EXECUTE FUNCTION vq.notify_jobs_ready();
+
+ALTER TABLE ONLY vq.alert_deliveries
+    ADD CONSTRAINT alert_deliveries_sink_id_fkey FOREIGN KEY (sink_id) REFERENCES vq.alert_sinks(id) ON DELETE SET NULL;
 
 ALTER TABLE ONLY vq.sessions
     ADD CONSTRAINT sessions_user_id_fkey FOREIGN KEY (user_id) REFERENCES vq.users(id) ON DELETE CASCADE;

@@ -16,7 +16,20 @@ import asyncpg
 
 from vq_core.db.queries import sql
 from vq_core.errors import InvalidTransition, JobNotFound
-from vq_core.models import Actor, ClaimedJob, Job, JobEvent, JobStatus, NewJob, Priority
+from vq_core.models import (
+    Actor,
+    ClaimedJob,
+    ErrorCategory,
+    Job,
+    JobEvent,
+    JobStatus,
+    NewJob,
+    Priority,
+)
+
+# A student's invalid payload or an operator's cancel says nothing about the worker: these
+# failures do not make it "failing" nor fire the worker_failures alert.
+_NOT_WORKER_FAULTS = frozenset({ErrorCategory.INVALID_INPUT.value, ErrorCategory.CANCELLED.value})
 
 
 @dataclass(frozen=True)
@@ -217,8 +230,16 @@ class JobStore:
         retry_in: float | None,
     ) -> JobStatus | None:
         """Record a failed attempt: requeue after ``retry_in`` seconds, or fail for good
-        when it is ``None``. Returns the new status, or ``None`` if the job was not ours."""
-        row = await self.pool.fetchrow(sql("fail_job"), worker_id, job_id, error, retry_in)
+        when it is ``None``. Returns the new status, or ``None`` if the job was not ours.
+
+        A failure of category ``INVALID_INPUT`` or ``CANCELLED`` (``error["type"]``) is the
+        job's, not the worker's: it counts in ``jobs_failed`` but not in the worker's
+        ``consecutive_failures`` (nor resets it).
+        """
+        worker_fault = error.get("type") not in _NOT_WORKER_FAULTS
+        row = await self.pool.fetchrow(
+            sql("fail_job"), worker_id, job_id, error, retry_in, worker_fault
+        )
         return JobStatus(row["status"]) if row else None
 
     async def update_progress(

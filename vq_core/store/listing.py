@@ -71,7 +71,7 @@ def filter_args(f: JobFilter) -> tuple[Any, ...]:
 def matches(job: Job, f: JobFilter) -> bool:
     """Whether one job passes the filters other than the text (``job_filter`` in Python,
     for a pasted id)."""
-    category = (job.error or {}).get("category")
+    category = (job.error or {}).get("type")  # the category, as error_record names it
     return (
         (f.status is None or job.status is f.status)
         and (f.job_type is None or job.job_type == f.job_type)

@@ -3,7 +3,7 @@
 Each base class holds the methods of one table or concern, next to its SQL file in
 ``sql/queries/``: jobs (``JobStore``), the job list (``JobListing``), bulk actions
 (``JobBulk``), workers, per-type configuration, service health, statistics, accounts,
-sessions and alerts.
+sessions, alerts and alert sinks.
 They share the pool; ``Store`` adds only what is about the database as a whole.
 """
 
@@ -13,6 +13,7 @@ import asyncpg
 
 from vq_core.db import migrations
 from vq_core.store.accounts import AccountStore
+from vq_core.store.alert_sinks import AlertSinkStore
 from vq_core.store.alerts import AlertStore
 from vq_core.store.bulk import JobBulk
 from vq_core.store.jobs import JobStore
@@ -35,6 +36,7 @@ class Store(
     AccountStore,
     SessionStore,
     AlertStore,
+    AlertSinkStore,
 ):
     """vq's data access over an asyncpg pool: one method per query, returning models."""
 

@@ -33,7 +33,7 @@ from typing import Any, TypeVar
 import pluggy
 
 from vq_core import db
-from vq_core.alerts.engine import AlertEngine, collect_sinks
+from vq_core.alerts.engine import AlertEngine, collect_sinks, sink_builder
 from vq_core.config import Settings
 from vq_core.models import ClaimedJob
 from vq_core.store import Store
@@ -173,7 +173,9 @@ class Worker:
             abort=self.runner.abort,
             stopping=lambda: self.stopping,
         )
-        self.alerts = AlertEngine(store, settings, collect_sinks(pm, settings))
+        self.alerts = AlertEngine(
+            store, settings, collect_sinks(pm, settings), sink_builder(pm, settings)
+        )
 
     # -- life cycle ---------------------------------------------------------------
 

@@ -11,6 +11,10 @@ Configuration (``[plugin_config.email]`` or ``VQ_PLUGIN_CONFIG__EMAIL__HOST`` ..
 
 smtplib is blocking, so each message is sent in a thread: the event loop (and the
 jobs on it) never waits for the mail server.
+
+The same sink is built for each installation-wide ``email`` sink stored in
+``vq.alert_sinks`` (``vq alerts sinks add NAME --kind email --to ADDR --smtp-host H
+--from ADDR``), named after it; its stored secret is the SMTP password.
 """
 
 from __future__ import annotations
@@ -27,6 +31,7 @@ from vq_core import hookimpl
 from vq_core.alerts.engine import alert_payload, alert_text
 from vq_core.alerts.model import Alert, AlertSink
 from vq_core.config import ConfigError, Settings
+from vq_core.sink_config import EMAIL
 
 SUBJECT_MAX = 200
 
@@ -63,10 +68,12 @@ def build_message(alert: Alert, sender: str, recipients: tuple[str, ...]) -> Ema
 class EmailSink:
     """Sends alerts through an SMTP server."""
 
-    name = "email"
-
-    def __init__(self, config: SmtpConfig) -> None:
+    def __init__(self, config: SmtpConfig, name: str = "email") -> None:
         self.config = config
+        self.name = name
+
+    def __repr__(self) -> str:
+        return f"EmailSink(name={self.name!r})"  # never the password
 
     async def send(self, alert: Alert) -> None:
         """Deliver one alert (in a worker thread)."""
@@ -102,9 +109,12 @@ def _recipients(value: Any) -> tuple[str, ...]:
     return tuple(str(i).strip() for i in items if str(i).strip())
 
 
-def from_config(config: dict[str, Any]) -> EmailSink | None:
+def from_config(
+    config: dict[str, Any], name: str = "email", setting: str = "plugin_config.email"
+) -> EmailSink | None:
     """Build the sink from its options; ``None`` when no host is configured.
 
+    :param setting: where the options come from, for error messages.
     :raises ConfigError: naming the option that is missing or invalid.
     """
     host = str(config.get("host") or "").strip()
@@ -115,15 +125,15 @@ def from_config(config: dict[str, Any]) -> EmailSink | None:
         port = int(config.get("port", 465 if use_ssl else 25))
         timeout = float(config.get("timeout", 10.0))
     except (TypeError, ValueError) as exc:
-        raise ConfigError(f"plugin_config.email: port/timeout must be numbers ({exc})") from None
+        raise ConfigError(f"{setting}: port/timeout must be numbers ({exc})") from None
     if not 0 < port < 65536 or timeout <= 0:
-        raise ConfigError("plugin_config.email: port must be 1-65535 and timeout positive")
+        raise ConfigError(f"{setting}: port must be 1-65535 and timeout positive")
     sender = str(config.get("from") or "").strip()
     recipients = _recipients(config.get("to"))
     if not sender or "@" not in sender:
-        raise ConfigError("plugin_config.email.from: an e-mail address is required")
+        raise ConfigError(f"{setting}.from: an e-mail address is required")
     if not recipients:
-        raise ConfigError("plugin_config.email.to: at least one recipient is required")
+        raise ConfigError(f"{setting}.to: at least one recipient is required")
     username = config.get("username")
     return EmailSink(
         SmtpConfig(
@@ -136,7 +146,8 @@ def from_config(config: dict[str, Any]) -> EmailSink | None:
             starttls=_flag(config, "starttls"),
             use_ssl=use_ssl,
             timeout=timeout,
-        )
+        ),
+        name,
     )
 
 
@@ -145,3 +156,17 @@ def vq_register_alert_sinks(settings: Settings) -> list[AlertSink]:
     """Provide the e-mail sink when an SMTP host is configured."""
     sink = from_config(settings.plugin_settings("email"))
     return [sink] if sink else []
+
+
+@hookimpl
+def vq_alert_sink_from_config(
+    kind: str, name: str, config: dict[str, Any], secret: str | None
+) -> AlertSink | None:
+    """Build an installation-wide e-mail sink stored in ``vq.alert_sinks``."""
+    if kind != EMAIL:
+        return None
+    options = {**config, "password": secret} if secret else dict(config)
+    sink = from_config(options, name, f"alert sink {name}")
+    if sink is None:
+        raise ConfigError(f"alert sink {name}: no SMTP host stored")
+    return sink

@@ -11,6 +11,9 @@ Configuration (``[plugin_config.webhook]`` in vq.toml or ``VQ_PLUGIN_CONFIG__WEB
 
 The body holds every field of the alert plus ``text``, so a Slack (or Mattermost,
 or Discord ``/slack``) incoming-webhook URL works without an adapter.
+
+The same sink is built for each installation-wide ``webhook`` sink stored in
+``vq.alert_sinks`` (``vq alerts sinks add NAME --kind webhook --url URL``), named after it.
 """
 
 from __future__ import annotations
@@ -26,8 +29,10 @@ import httpx
 
 from vq_core import hookimpl
 from vq_core.alerts.engine import alert_payload
-from vq_core.alerts.model import Alert, AlertSink
+from vq_core.alerts.model import Alert, AlertSink, SinkError
 from vq_core.config import ConfigError, Settings
+from vq_core.redact import redact_urls
+from vq_core.sink_config import WEBHOOK
 
 SIGNATURE_HEADER = "X-VQ-Signature"
 TIMESTAMP_HEADER = "X-VQ-Timestamp"
@@ -72,15 +77,35 @@ def verify(
     return hmac.compare_digest(sign(body, secret, int(timestamp)), signature.strip())
 
 
+class ReceiverRefused(SinkError, httpx.HTTPStatusError):
+    """A non-2xx answer: an ``httpx.HTTPStatusError`` whose message names the status only
+    (httpx's own names the URL, which may hold a token)."""
+
+    def __init__(self, response: httpx.Response) -> None:
+        message = f"the receiver answered HTTP {response.status_code}"
+        httpx.HTTPStatusError.__init__(self, message, request=response.request, response=response)
+
+
 class WebhookSink:
     """POSTs alerts as JSON; a non-2xx answer is an error (the engine retries)."""
 
     name = "webhook"
 
-    def __init__(self, url: str, secret: str | None = None, timeout: float = 5.0) -> None:
+    def __init__(
+        self,
+        url: str,
+        secret: str | None = None,
+        timeout: float = 5.0,
+        name: str = "webhook",
+    ) -> None:
         self.url = url
         self.secret = secret
         self.timeout = timeout
+        self.name = name
+
+    def __repr__(self) -> str:
+        # Never the secret (nor the URL, which may hold a token: Slack's does).
+        return f"WebhookSink(name={self.name!r})"
 
     async def send(self, alert: Alert) -> None:
         """Deliver one alert."""
@@ -91,14 +116,25 @@ class WebhookSink:
             timestamp = int(time.time())
             headers[TIMESTAMP_HEADER] = str(timestamp)
             headers[SIGNATURE_HEADER] = sign(body, self.secret, timestamp)
-        async with httpx.AsyncClient(timeout=self.timeout) as client:
-            response = await client.post(self.url, content=body, headers=headers)
-        response.raise_for_status()
+        try:
+            async with httpx.AsyncClient(timeout=self.timeout) as client:
+                response = await client.post(self.url, content=body, headers=headers)
+        except httpx.TimeoutException:
+            raise SinkError(f"no answer within {self.timeout:g}s") from None
+        except httpx.HTTPError as exc:
+            # The class and text of a transport error, not httpx's message naming the URL.
+            detail = f"{type(exc).__name__}: {exc}" if str(exc) else type(exc).__name__
+            raise SinkError(detail) from None
+        if not response.is_success:
+            raise ReceiverRefused(response)
 
 
-def from_config(config: dict[str, Any]) -> WebhookSink | None:
+def from_config(
+    config: dict[str, Any], name: str = "webhook", setting: str = "plugin_config.webhook"
+) -> WebhookSink | None:
     """Build the sink from its options; ``None`` when no URL is configured.
 
+    :param setting: where the options come from, for error messages.
     :raises ConfigError: the URL is not http(s) with a host, or the timeout is not positive.
     """
     url = str(config.get("url") or "").strip()
@@ -106,15 +142,15 @@ def from_config(config: dict[str, Any]) -> WebhookSink | None:
         return None
     parts = urlsplit(url)
     if parts.scheme not in ("http", "https") or not parts.hostname:
-        raise ConfigError(f"plugin_config.webhook.url: not an http(s) URL with a host: {url!r}")
+        raise ConfigError(f"{setting}.url: not an http(s) URL with a host: {redact_urls(url)!r}")
     try:
         timeout = float(config.get("timeout", 5.0))
     except (TypeError, ValueError):
         timeout = -1.0
     if timeout <= 0:
-        raise ConfigError("plugin_config.webhook.timeout: must be a positive number of seconds")
+        raise ConfigError(f"{setting}.timeout: must be a positive number of seconds")
     secret = config.get("secret")
-    return WebhookSink(url, str(secret) if secret else None, timeout)
+    return WebhookSink(url, str(secret) if secret else None, timeout, name)
 
 
 @hookimpl
@@ -122,3 +158,16 @@ def vq_register_alert_sinks(settings: Settings) -> list[AlertSink]:
     """Provide the webhook sink when a URL is configured."""
     sink = from_config(settings.plugin_settings("webhook"))
     return [sink] if sink else []
+
+
+@hookimpl
+def vq_alert_sink_from_config(
+    kind: str, name: str, config: dict[str, Any], secret: str | None
+) -> AlertSink | None:
+    """Build an installation-wide webhook sink stored in ``vq.alert_sinks``."""
+    if kind != WEBHOOK:
+        return None
+    sink = from_config({**config, "secret": secret}, name, f"alert sink {name}")
+    if sink is None:
+        raise ConfigError(f"alert sink {name}: no url stored")
+    return sink

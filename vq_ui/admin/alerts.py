@@ -19,11 +19,20 @@ from vq_ui.admin.format import ago
 # Firing alerts all show; resolutions fill the rest, newest first.
 MAX_ROWS = 20
 
+# The card has half the page's width: long keys (a worker's id) and summaries wrap,
+# breaking inside a word if they must, so the card never needs a horizontal scrollbar.
+_WRAP = "white-space: normal; overflow-wrap: anywhere"
 ALERT_COLUMNS = [
     {"name": "state", "label": "State", "field": "state", "align": "left"},
-    {"name": "key", "label": "Alert", "field": "key", "align": "left"},
-    {"name": "summary", "label": "Summary", "field": "summary", "align": "left"},
-    {"name": "since", "label": "Since", "field": "since", "align": "left"},
+    {
+        "name": "key",
+        "label": "Alert",
+        "field": "key",
+        "align": "left",
+        "style": f"{_WRAP}; max-width: 14rem",
+    },
+    {"name": "summary", "label": "Summary", "field": "summary", "align": "left", "style": _WRAP},
+    {"name": "since", "label": "Since", "field": "since", "align": "left", "style": _WRAP},
     {"name": "sent", "label": "Sent", "field": "sent"},
 ]
 _STATE_CELL = """

@@ -6,12 +6,13 @@ changes, so playback is not restarted every few seconds.
 
 Python stack traces (with the server's paths) are for admins: for viewers and operators
 the dialog shows the error without its stack, and the history without the stacks of
-failed attempts.
+failed attempts. A rejected input (``INVALID_INPUT``, a student's invalid payload) shows
+its fields and messages to everyone and no stack: the stack would only point at our
+validation code. The history is one line per event; its raw details fold under it.
 """
 
 from __future__ import annotations
 
-import dataclasses
 import logging
 import uuid
 
@@ -19,19 +20,21 @@ from nicegui import ui
 
 from vq_core.errors import JobNotFound
 from vq_core.models import Job, JobEvent, JobStatus
-from vq_core.redact import without_stack
 from vq_core.store import Store
 from vq_ui.admin.actions import Actions, parse_job_id
 from vq_ui.admin.format import (
     STATUS_COLORS,
+    attempts,
     can_cancel,
     can_retry,
     event_row,
+    is_validation_error,
     pretty_json,
     progress_text,
     safe_url,
     short_id,
     timestamp,
+    validation_problems,
 )
 
 log = logging.getLogger(__name__)
@@ -43,15 +46,26 @@ EVENT_COLUMNS = [
     {"name": "event", "label": "Event", "field": "event", "align": "left"},
     {"name": "worker", "label": "Worker", "field": "worker", "align": "left"},
     {
-        "name": "details",
-        "label": "Details",
-        "field": "details",
+        "name": "summary",
+        "label": "What happened",
+        "field": "summary",
         "align": "left",
-        "style": "white-space: normal; word-break: break-all",
+        "style": "white-space: normal; word-break: break-word",
     },
+    {"name": "raw", "label": "Details", "field": "raw", "align": "left"},
 ]
+# The raw details of an event, folded: one click away, never a wall of JSON per row.
+_RAW_CELL = """
+<q-td :props="props">
+  <details v-if="props.value" data-event-raw>
+    <summary class="cursor-pointer text-primary text-xs">raw</summary>
+    <pre class="whitespace-pre-wrap break-all font-mono text-xs bg-grey-2 p-2 rounded"
+      style="max-width: 36rem">{{ props.value }}</pre>
+  </details>
+</q-td>
+"""
 _PRE = "whitespace-pre-wrap break-all font-mono text-xs bg-grey-2 p-2 rounded w-full"
-_META = ("job_type", "priority", "attempts", "worker", "created", "started", "completed", "updated")
+_META = ("job_type", "priority", "retries", "worker", "created", "started", "completed", "updated")
 
 
 def _section(title: str, key: str) -> ui.column:
@@ -124,11 +138,15 @@ class JobDetails:
                 ui.label("").classes("whitespace-pre-wrap").props("data-error-message")
             )
             self.error_stack = ui.label("").classes(_PRE).props("data-error-stack")
+        with _section("Attempts", "attempts") as self.attempts_section:
+            self.attempt_lines = ui.column().classes("w-full gap-0 text-sm font-mono")
+        self.attempt_texts: list[str] = []
         with _section("Payload", "payload"):
             self.payload = ui.label("").classes(_PRE).props("data-payload")
         with _section("History", "events"):
             self.events = ui.table(columns=EVENT_COLUMNS, rows=[], row_key="id").classes("w-full")
             self.events.props("flat dense hide-bottom")
+            self.events.add_slot("body-cell-raw", _RAW_CELL)
 
     async def show(self, raw_id: object) -> None:
         """Open the dialog on a job (from a table event, so the id is checked)."""
@@ -167,11 +185,14 @@ class JobDetails:
         self.status.set_text(job.status.value)
         self.status.props["color"] = STATUS_COLORS[job.status]
         self.status.props["data-status"] = job.status.value
+        tries = attempts(events)
+        # A finished job no longer has a worker; the one of its last attempt is named.
+        worker = job.worker_id or (f"{tries[-1].worker} (last attempt)" if tries else "-")
         values = {
             "job_type": job.job_type,
             "priority": job.priority.label,
-            "attempts": f"{job.retry_count} retries of {job.max_retries}",
-            "worker": job.worker_id or "-",
+            "retries": f"{job.retry_count} of {job.max_retries} used",
+            "worker": worker,
             "created": timestamp(job.created_at),
             "started": timestamp(job.started_at),
             "completed": timestamp(job.completed_at),
@@ -185,14 +206,27 @@ class JobDetails:
         self._fill_progress(job)
         self._fill_result(job)
         self._fill_error(job)
+        self._fill_attempts([t.line() for t in tries])
         self.payload.set_text(pretty_json(job.payload))
+        numbers: dict[int, int] = {}
+        for event in events:
+            if event.event == "claimed":
+                numbers[event.id] = len(numbers) + 1
         newest = events[-MAX_EVENTS:][::-1]
-        if not self.show_stack:
-            newest = [dataclasses.replace(e, details=without_stack(e.details)) for e in newest]
-        rows = [event_row(e) for e in newest]
+        rows = [event_row(e, numbers.get(e.id), show_stack=self.show_stack) for e in newest]
         if rows != self.events.rows:
             self.events.rows = rows
             self.events.update()
+
+    def _fill_attempts(self, lines: list[str]) -> None:
+        self.attempts_section.set_visibility(bool(lines))
+        if lines == self.attempt_texts:
+            return
+        self.attempt_texts = lines
+        self.attempt_lines.clear()
+        with self.attempt_lines:
+            for number, line in enumerate(lines, start=1):
+                ui.label(line).props(f"data-attempt={number}")
 
     def _fill_progress(self, job: Job) -> None:
         progress = job.progress or {}
@@ -225,8 +259,19 @@ class JobDetails:
         for key in ("service", "call", "status_code"):
             if error.get(key) is not None:
                 head.append(f"{key} {error[key]}")
+        message = str(error.get("message") or "")
+        if is_validation_error(error):
+            # The input was wrong, not the server: the fields and what is wrong with
+            # them, and no stack trace, for admins too.
+            head.insert(1, "invalid input")
+            self.error_head.set_text(" · ".join(head))
+            problems = validation_problems(message)
+            self.error_message.set_text("\n".join(f"{f}: {m}" for f, m in problems))
+            self.error_stack.set_text("")
+            self.error_stack.set_visibility(False)
+            return
         self.error_head.set_text(" · ".join(head))
-        self.error_message.set_text(str(error.get("message") or ""))
+        self.error_message.set_text(message)
         stack = error.get("stack") if self.show_stack else None
         stack = stack or error.get("body_excerpt") or ""
         self.error_stack.set_text(str(stack))

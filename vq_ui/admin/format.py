@@ -5,11 +5,23 @@ Nothing here touches NiceGUI or the database, so it is tested without a browser.
 
 from __future__ import annotations
 
+import dataclasses
 import json
+from dataclasses import dataclass
 from datetime import UTC, datetime
 from typing import Any
 
-from vq_core.models import FINAL_STATUSES, Job, JobEvent, JobFilter, JobStatus, Priority
+from vq_core.models import (
+    FINAL_STATUSES,
+    ErrorCategory,
+    Job,
+    JobEvent,
+    JobFilter,
+    JobStatus,
+    Priority,
+)
+from vq_core.redact import without_stack
+from vq_core.store.listing import matches as store_matches
 
 STATUS_COLORS = {
     JobStatus.QUEUED: "blue-grey",
@@ -123,7 +135,9 @@ def job_row(job: Job) -> dict[str, Any]:
         "status_color": STATUS_COLORS[job.status],
         "summary": summary(job),
         "progress": progress_text(job.progress) if job.status == JobStatus.RUNNING else "",
-        "attempts": f"{job.retry_count}/{job.max_retries}",
+        # Retries used / allowed: what retry_count counts. A job that completed at its
+        # first attempt reads 0/3 and is labelled so (the details list each attempt).
+        "retries": f"{job.retry_count}/{job.max_retries}",
         "error": str(error.get("type") or "") if job.status == JobStatus.FAILED else "",
         "created_at": timestamp(job.created_at),
         "updated_at": timestamp(job.updated_at),
@@ -133,30 +147,181 @@ def job_row(job: Job) -> dict[str, Any]:
     }
 
 
-def event_row(event: JobEvent) -> dict[str, Any]:
-    """A row of the details view's history table."""
+# History events an operator caused: their details carry ``by`` and ``via``.
+_OPERATOR_EVENTS = ("retried", "cancelled", "cancel_requested")
+_FAILURE_EVENTS = ("failed", "retry_scheduled")
+# Scalar details worth a word in an event's line when no rule below words it.
+_QUIET_KEYS = {"stack", "job_type", "timestamp", "exception", "by", "via"}
+
+
+def is_validation_error(error: dict[str, Any] | None) -> bool:
+    """Whether an error record is a rejected input (a student's invalid payload): its
+    message names the fields, and a server stack trace would only mislead."""
+    return bool(error) and (error or {}).get("type") == ErrorCategory.INVALID_INPUT.value
+
+
+def validation_problems(message: str) -> list[tuple[str, str]]:
+    """``"payload.question: Field required; priority: bad"`` -> ``[(field, message)...]``,
+    as ``describe_validation_error`` and ``InvalidInput`` word them; a message without a
+    field gives ``("payload", message)``."""
+    out = []
+    for part in message.split("; "):
+        field_name, sep, text = part.partition(": ")
+        if sep and field_name and " " not in field_name:
+            out.append((field_name, text))
+        elif part.strip():
+            out.append(("payload", part.strip()))
+    return out
+
+
+def error_line(error: dict[str, Any]) -> str:
+    """``API_ERROR: orchestrator answered 503`` (an invalid input names its fields)."""
+    category = str(error.get("type") or error.get("category") or "UNKNOWN")
+    message = str(error.get("message") or error.get("error") or "")
+    message = " ".join(message.split())
+    if len(message) > 200:
+        message = message[:199] + "…"
+    return f"{category}: {message}" if message else category
+
+
+def event_summary(event: JobEvent, attempt: int | None = None) -> str:
+    """One readable line for a history entry (the raw details fold under it)."""
     details = event.details or {}
+    parts: list[str] = []
+    if event.event == "claimed" and attempt is not None:
+        parts.append(f"attempt {attempt}")
+    if event.event in _FAILURE_EVENTS:
+        parts.append(error_line(details))
+        if details.get("attempt") is not None:
+            parts.append(f"attempt {details['attempt']}")
+        if event.event == "retry_scheduled" and details.get("run_at"):
+            parts.append(f"retry at {timestamp(details['run_at'])}")
+    elif event.event == "progress":
+        parts.append(progress_text(details) or "progress")
+    elif event.event == "lease_expired":
+        parts.append(f"worker stopped renewing its lease; now {details.get('status', 'queued')}")
+    elif event.event == "released":
+        parts.append("handed back to the queue by a stopping worker")
+    else:
+        extra = [
+            f"{k} {v}"
+            for k, v in sorted(details.items())
+            if k not in _QUIET_KEYS and isinstance(v, str | int | float | bool)
+        ]
+        parts.extend(extra[:4])
+    if details.get("by"):
+        via = f" via {details['via']}" if details.get("via") else ""
+        parts.append(f"by {details['by']}{via}")
+    return " · ".join(parts)
+
+
+def event_row(
+    event: JobEvent, attempt: int | None = None, show_stack: bool = False
+) -> dict[str, Any]:
+    """A row of the details view's history: one line, the raw details folded under it.
+
+    Stack traces stay out of the line for everyone; in the folded details they are for
+    admins only, and never for a rejected input (its message says everything).
+    """
+    details = event.details or {}
+    if not show_stack or is_validation_error(details):
+        details = without_stack(details) or {}
+    worker = event.worker_id or details.get("worker_id") or ""
     return {
         "id": event.id,
         "at": timestamp(event.at),
         "event": event.event,
-        "worker": event.worker_id or "",
-        "details": json.dumps(details, default=str, ensure_ascii=False, sort_keys=True)
+        "worker": str(worker),
+        "summary": event_summary(event, attempt),
+        "raw": json.dumps(details, default=str, ensure_ascii=False, sort_keys=True, indent=2)
         if details
         else "",
     }
 
 
+@dataclass(frozen=True)
+class Attempt:
+    """One attempt at a job: a ``claimed`` event and how it ended (if it has)."""
+
+    number: int
+    worker: str
+    claimed_at: datetime
+    outcome: str = "running"
+    ended_at: datetime | None = None
+
+    def line(self) -> str:
+        """``attempt 2 · render-1 · claimed 2025-01-02 03:04:05 · failed: API_ERROR``."""
+        ended = f" at {timestamp(self.ended_at)}" if self.ended_at else ""
+        return (
+            f"attempt {self.number} · {self.worker} · claimed {timestamp(self.claimed_at)}"
+            f" · {self.outcome}{ended}"
+        )
+
+
+# The events that end an attempt, and how each is worded.
+_ENDINGS = {
+    "completed": "completed",
+    "failed": "failed",
+    "retry_scheduled": "failed, retry scheduled",
+    "cancelled": "cancelled",
+    "released": "released by its stopping worker",
+    "lease_expired": "lease expired",
+}
+
+
+def attempts(events: list[JobEvent]) -> list[Attempt]:
+    """The attempts at a job, oldest first, from its history (oldest first): each
+    ``claimed`` event is one, named by the worker that claimed it."""
+    out: list[Attempt] = []
+    current: Attempt | None = None
+    for event in events:
+        if event.event == "claimed":
+            if current is not None:
+                out.append(current)
+            current = Attempt(len(out) + 1, event.worker_id or "?", event.at)
+        elif current is not None and event.event in _ENDINGS:
+            outcome = _ENDINGS[event.event]
+            if event.event in _FAILURE_EVENTS and event.details:
+                outcome = f"{outcome}: {error_line(event.details)}"
+            out.append(dataclasses.replace(current, outcome=outcome, ended_at=event.at))
+            current = None
+    if current is not None:
+        out.append(current)
+    return out
+
+
 def matches(job: Job, filters: JobFilter) -> bool:
-    """Whether ``job`` passes the status, type and priority of ``filters`` (not the text)."""
-    return (
-        (filters.status is None or job.status == filters.status)
-        and (filters.job_type is None or job.job_type == filters.job_type)
-        and (filters.priority is None or job.priority == filters.priority)
-    )
+    """Whether ``job`` passes every filter but the text (the store's own rule, for a
+    pasted job id read by its key)."""
+    return store_matches(job, filters)
 
 
-def build_filter(status: str, job_type: str, priority: str, text: str) -> JobFilter:
+def _moment(raw: str, name: str) -> datetime | None:
+    text = raw.strip()
+    if not text:
+        return None
+    try:
+        value = datetime.fromisoformat(text)
+    except ValueError:
+        raise ValueError(
+            f"{name}: not a date or time (use 2025-01-31 or 2025-01-31 14:00)"
+        ) from None
+    # The page shows times in UTC, so a time typed without a zone is UTC too.
+    return value if value.tzinfo else value.replace(tzinfo=UTC)
+
+
+def build_filter(
+    status: str,
+    job_type: str,
+    priority: str,
+    text: str,
+    *,
+    category: str = ANY,
+    service: str = ANY,
+    group_key: str = ANY,
+    created_after: str = ANY,
+    created_before: str = ANY,
+) -> JobFilter:
     """The store filter of the page's controls; ``""`` means any. Unknown values raise
     ``ValueError`` naming the field (the selects only offer valid ones, but a stale
     client may send anything)."""
@@ -168,10 +333,38 @@ def build_filter(status: str, job_type: str, priority: str, text: str) -> JobFil
         job_priority = Priority.parse(priority) if priority else None
     except ValueError as exc:
         raise ValueError(f"priority: {exc}") from None
+    try:
+        error_category = ErrorCategory(category) if category else None
+    except ValueError:
+        raise ValueError(f"category: unknown error category {category!r}") from None
     search = " ".join(text.split())[:MAX_SEARCH] or None
     return JobFilter(
-        status=job_status, job_type=job_type or None, priority=job_priority, text=search
+        status=job_status,
+        job_type=job_type or None,
+        priority=job_priority,
+        text=search,
+        category=error_category,
+        service=service.strip()[:200] or None,
+        group_key=group_key.strip()[:200] or None,
+        created_after=_moment(created_after, "created from"),
+        created_before=_moment(created_before, "created before"),
     )
+
+
+def describe_filter(filters: JobFilter) -> str:
+    """The filters in words, for a bulk action's confirmation: ``status failed, type doubt``."""
+    words = []
+    for name in filters.__dataclass_fields__:
+        value = getattr(filters, name)
+        if value is None:
+            continue
+        if isinstance(value, Priority):
+            value = value.label
+        elif isinstance(value, datetime):
+            value = timestamp(value)
+        label = {"job_type": "type", "text": "search", "group_key": "group"}.get(name, name)
+        words.append(f"{label.replace('_', ' ')} {value}")
+    return ", ".join(words) or "no filter: every job"
 
 
 def safe_url(url: object) -> str | None:

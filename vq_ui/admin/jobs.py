@@ -15,9 +15,10 @@ from typing import Any
 from nicegui import ui
 
 from vq_core.errors import InvalidInput, JobNotFound
-from vq_core.models import JobFilter, JobPage, JobStatus, Priority
+from vq_core.models import ErrorCategory, JobFilter, JobPage, JobStatus, Priority
 from vq_core.store import Store
 from vq_ui.admin.actions import Actions, parse_job_id
+from vq_ui.admin.bulk import BulkActions
 from vq_ui.admin.format import ANY, PAGE_SIZES, SORT_CHOICES, build_filter, job_row, matches
 
 log = logging.getLogger(__name__)
@@ -39,7 +40,7 @@ COLUMNS = [
         "align": "left",
         "style": "max-width: 28rem; white-space: normal",
     },
-    {"name": "attempts", "label": "Attempts", "field": "attempts"},
+    {"name": "retries", "label": "Retries", "field": "retries"},
     {"name": "created_at", "label": "Created (UTC)", "field": "created_at", "align": "left"},
     {"name": "updated_at", "label": "Updated (UTC)", "field": "updated_at", "align": "left"},
     {"name": "actions", "label": "", "field": "id", "align": "right"},
@@ -87,6 +88,11 @@ class ListState:
     job_type: str = ANY
     priority: str = ANY
     text: str = ""
+    category: str = ANY
+    service: str = ""
+    group_key: str = ""
+    created_after: str = ""
+    created_before: str = ""
     sort: str = "-created_at"
     page_size: int = 50
     cursors: list[str | None] = field(default_factory=lambda: [None])
@@ -126,6 +132,8 @@ class JobList:
                 self.table.on("cancel", lambda e: actions.cancel(e.args))
                 self.table.on("retry", lambda e: actions.retry(e.args))
             self._pager()
+            with self.bulk_slot:
+                self.bulk = BulkActions(store, actions, self.filters, actions.after_change)
 
     def _filter_bar(self) -> None:
         s = self.state
@@ -173,6 +181,29 @@ class JobList:
                 label="Per page",
                 on_change=lambda e: self._set(page_size=e.value),
             ).classes("min-w-24").props("data-filter=page-size")
+        with ui.row().classes("w-full items-end gap-3"):
+            categories = {ANY: "Any error", **{c.value: c.value for c in ErrorCategory}}
+            ui.select(
+                categories,
+                value=s.category,
+                label="Error category",
+                on_change=lambda e: self._set(category=e.value),
+            ).classes("min-w-40").props("data-filter=category")
+            for key, label, hint in (
+                ("service", "Service", "of the latest attempt"),
+                ("group_key", "Group", "e.g. a student"),
+                ("created_after", "Created from (UTC)", "2025-01-31 14:00"),
+                ("created_before", "Created before (UTC)", "2025-01-31"),
+            ):
+                ui.input(
+                    label,
+                    value=getattr(s, key),
+                    placeholder=hint,
+                    on_change=lambda e, key=key: self._set(**{key: e.value or ""}),
+                ).classes("min-w-40").props(f"clearable debounce=400 data-filter={key}")
+            ui.space()
+            # BulkActions fills it once the list's filters exist (see __init__).
+            self.bulk_slot = ui.row().classes("items-end gap-2")
 
     def _pager(self) -> None:
         with ui.row().classes("w-full items-center justify-end gap-2"):
@@ -230,6 +261,21 @@ class JobList:
             self.state.cursors.pop()
             await self.refresh(moved=True)
 
+    def filters(self) -> JobFilter:
+        """The store filter of the chosen controls (``ValueError`` names a bad field)."""
+        s = self.state
+        return build_filter(
+            s.status,
+            s.job_type,
+            s.priority,
+            s.text,
+            category=s.category,
+            service=s.service,
+            group_key=s.group_key,
+            created_after=s.created_after,
+            created_before=s.created_before,
+        )
+
     async def refresh(self, moved: bool = False, force: bool = False) -> None:
         """Re-read the current page under the current filters.
 
@@ -243,7 +289,7 @@ class JobList:
             self.generation += 1
         generation, s = self.generation, self.state
         try:
-            filters = build_filter(s.status, s.job_type, s.priority, s.text)
+            filters = self.filters()
             page = await self._read(filters)
         except (ValueError, InvalidInput) as exc:
             self.error.set_text(str(exc))

@@ -136,7 +136,8 @@ def chart_options() -> dict[str, Any]:
 CARDS = (
     ("depth", "Queue depth"),
     *((s.value, s.value.capitalize()) for s in JobStatus),
-    ("oldest", "Oldest queued"),
+    ("oldest", "Oldest ready"),
+    ("scheduled", "Scheduled"),
     ("throughput", "Completed / min (5m)"),
     ("success", "Success rate (60m)"),
     ("avg", "Avg processing (60m)"),
@@ -144,14 +145,29 @@ CARDS = (
 )
 
 
-def card_values(stats: dict[str, Any]) -> dict[str, tuple[str, str]]:
-    """(value, caption) of every counter card from ``Store.stats()``."""
+def next_run(next_run_at: str | None, now: datetime | None = None) -> str:
+    """The caption of the scheduled card: when the next scheduled job becomes ready."""
+    if not next_run_at:
+        return "none waiting for a later time"
+    wait = (datetime.fromisoformat(next_run_at) - (now or datetime.now(UTC))).total_seconds()
+    return f"next in {duration(max(0.0, wait))}" if wait > 0 else "next ready now"
+
+
+def card_values(stats: dict[str, Any], now: datetime | None = None) -> dict[str, tuple[str, str]]:
+    """(value, caption) of every counter card from ``Store.stats()``.
+
+    *Oldest ready* counts jobs ready to run only (``Store.stats()`` leaves jobs
+    scheduled for later out of it): a retry waiting out its back-off is not a queue
+    that backs up. Those jobs have their own card.
+    """
     by_status = stats["by_status"]
     t5, t60 = stats["throughput"]["5m"], stats["throughput"]["60m"]
     durations = stats["duration_s"]
     values = {s.value: (f"{by_status.get(s.value, 0):,}", "") for s in JobStatus}
-    values["depth"] = (f"{stats['depth']:,}", f"ready now; {stats['queued']:,} incl. scheduled")
-    values["oldest"] = (duration(stats["oldest_queued_age_s"]), "waiting in the queue")
+    scheduled = int(stats.get("scheduled") or 0)
+    values["depth"] = (f"{stats['depth']:,}", f"ready now; {scheduled:,} scheduled for later")
+    values["oldest"] = (duration(stats["oldest_queued_age_s"]), "the oldest ready job's wait")
+    values["scheduled"] = (f"{scheduled:,}", next_run(stats.get("next_run_at"), now))
     values["throughput"] = (f"{t5['per_minute']:g}", f"{t60['completed']:,} in the last hour")
     values["success"] = (percent(t60["success_rate"]), f"{t60['failed']:,} failed in 60m")
     values["avg"] = (duration(durations["avg"]), "claim to completion")

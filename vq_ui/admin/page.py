@@ -21,11 +21,13 @@ from vq_core.config import Settings
 from vq_core.models import JobStatus, Priority
 from vq_core.store import Store
 from vq_ui.admin.actions import Actions
+from vq_ui.admin.alert_sinks import AlertSinksPanel
 from vq_ui.admin.details import JobDetails
 from vq_ui.admin.format import MAX_SEARCH, SORT_CHOICES
 from vq_ui.admin.health import Health, Panel, alerts_panel
 from vq_ui.admin.jobs import JobList, ListState
 from vq_ui.admin.overview import Overview, shared_stats
+from vq_ui.admin.types import TypesPanel
 from vq_ui.auth.access import current_user
 from vq_ui.auth.roles import User
 
@@ -113,6 +115,10 @@ class AdminPage:
                     self.health = Health()
                     with ui.column().classes("w-full gap-4").props("data-panel=alerts"):
                         self.alerts: Panel | None = alerts_panel(store, settings)
+                        self.sinks = AlertSinksPanel(store, settings, user, self.still_allowed)
+            self.types = TypesPanel(
+                store, settings, user.label, user.can("act"), self.still_allowed
+            )
             self.actions = Actions(
                 store, user.label, user.can("act"), self.changed, self.still_allowed
             )
@@ -150,6 +156,7 @@ class AdminPage:
         try:
             await self.jobs.refresh(force=True)
             await self.details.refresh()
+            await self.types.refresh()
         except Exception as exc:
             self._failed(exc)
 
@@ -169,8 +176,10 @@ class AdminPage:
             self.jobs.set_job_types(stats["by_type"])
             await self.jobs.refresh()
             await self.details.refresh()
+            await self.types.refresh()
             if self.alerts is not None:
                 await self.alerts.refresh()
+            await self.sinks.refresh()
         except Exception as exc:
             self._failed(exc)
         else:

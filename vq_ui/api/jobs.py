@@ -9,21 +9,24 @@ A job's error and history keep their Python stack traces (server paths) for admi
 from __future__ import annotations
 
 import asyncio
+import dataclasses
 import logging
 import uuid
+from datetime import UTC, datetime
 from typing import Annotated, Any, Literal
 
 from fastapi import APIRouter, Body, Depends, Header, HTTPException, Query, Request, Response
 from fastapi.responses import JSONResponse
+from pydantic import AwareDatetime
 
 from vq_core import db
 from vq_core.errors import InvalidInput
 from vq_core.metrics import render_metrics
 from vq_core.models import Actor as ActionBy
-from vq_core.models import Job, JobFilter, JobStatus, NewJob, Priority
+from vq_core.models import ErrorCategory, Job, JobFilter, JobStatus, NewJob, Priority
 from vq_core.redact import job_document_without_stacks
 from vq_core.store import Store
-from vq_core.validation import JobRequest, PriorityName
+from vq_core.validation import JobRequest, PriorityName, check_text
 from vq_ui.auth.access import User, auth_state, current_user, require
 
 MAX_BATCH = 1000
@@ -66,9 +69,8 @@ _ERRORS: dict[int | str, dict[str, Any]] = {
 def _with_header_key(job: NewJob, key: str | None, suffix: str) -> NewJob:
     if key is None or job.idempotency_key is not None:
         return job
-    return NewJob(
-        job.job_type, job.payload, job.priority, job.run_at, job.max_retries, key + suffix
-    )
+    # replace(), not a new NewJob: every other field (group_key too) must survive.
+    return dataclasses.replace(job, idempotency_key=key + suffix)
 
 
 @router.post(
@@ -112,6 +114,51 @@ async def submit_jobs(
 # -- reading ------------------------------------------------------------------------
 
 
+def _utc(value: datetime | None, field: str) -> datetime | None:
+    # A time that leaves Python's calendar once moved to UTC would fail in asyncpg's
+    # encoder (a 500); refuse it here, naming the field.
+    if value is None:
+        return None
+    try:
+        return value.astimezone(UTC)
+    except OverflowError:
+        raise InvalidInput(f"{field}: out of range") from None
+
+
+def job_filter(
+    *,
+    status: JobStatus | None = None,
+    job_type: str | None = None,
+    priority: PriorityName | None = None,
+    text: str | None = None,
+    category: ErrorCategory | None = None,
+    service: str | None = None,
+    group_key: str | None = None,
+    created_after: datetime | None = None,
+    created_before: datetime | None = None,
+) -> JobFilter:
+    """The store's filter from the list's (and the bulk actions') parameters.
+
+    Blank text counts as no filter, as the store reads it, so ``JobFilter.is_empty``
+    tells the truth; text PostgreSQL cannot store raises ``InvalidInput`` naming it.
+    """
+    texts = {"job_type": job_type, "text": text, "service": service, "group_key": group_key}
+    for name, value in texts.items():
+        if value is not None:
+            check_text(value, name)
+    return JobFilter(
+        status=status,
+        job_type=job_type,
+        priority=Priority.parse(priority) if priority else None,
+        text=text if text and text.strip() else None,
+        category=category,
+        service=service,
+        group_key=group_key,
+        created_after=_utc(created_after, "created_after"),
+        created_before=_utc(created_before, "created_before"),
+    )
+
+
 @router.get("/jobs", responses=_ERRORS)
 async def list_jobs(
     store: StoreDep,
@@ -120,17 +167,37 @@ async def list_jobs(
     type: Annotated[str | None, Query(max_length=64, pattern=NoNul)] = None,
     priority: PriorityName | None = None,
     q: Annotated[str | None, Query(max_length=200, pattern=NoNul)] = None,
+    category: Annotated[
+        ErrorCategory | None, Query(description="error category of the latest failure")
+    ] = None,
+    service: Annotated[
+        str | None,
+        Query(min_length=1, max_length=200, pattern=NoNul, description="latest attempt's"),
+    ] = None,
+    group_key: Annotated[str | None, Query(min_length=1, max_length=200, pattern=NoNul)] = None,
+    created_after: Annotated[
+        AwareDatetime | None, Query(description="created at or after (ISO 8601 with a zone)")
+    ] = None,
+    created_before: Annotated[
+        AwareDatetime | None, Query(description="created before (ISO 8601 with a zone)")
+    ] = None,
     sort: SortKey = "-created_at",
     cursor: Annotated[str | None, Query(max_length=1000)] = None,
     limit: Annotated[int, Query(ge=1, le=500)] = 50,
 ) -> dict[str, Any]:
     """One page of jobs, newest first by default; pass ``next_cursor`` back as ``cursor``
-    for the next page (``null`` at the end). ``q`` matches the id, type, question or topic."""
-    filters = JobFilter(
+    for the next page (``null`` at the end). ``q`` matches the id, type, question or topic.
+    The bulk actions (``POST /jobs/retry``, ``/jobs/cancel``) take the same filters."""
+    filters = job_filter(
         status=status,
         job_type=type,
-        priority=Priority.parse(priority) if priority else None,
+        priority=priority,
         text=q,
+        category=category,
+        service=service,
+        group_key=group_key,
+        created_after=created_after,
+        created_before=created_before,
     )
     try:
         page = await store.list_jobs(filters, sort=sort, cursor=cursor, limit=limit)
@@ -187,13 +254,29 @@ async def workers(store: StoreDep, user: Reader) -> dict[str, Any]:
 
 @router.get("/services", responses=_ERRORS)
 async def services(store: StoreDep, user: Reader) -> dict[str, Any]:
-    """The latest health check of every video service."""
+    """The latest health check of every video service, each with its cluster-wide cap
+    (``max_running``, ``null``: none); ``limits`` lists every cap, a service's that no
+    worker has yet included, with who set it."""
     rows = await store.list_service_health()
+    limits = await store.service_limits()
+    caps = {limit.service: limit.max_running for limit in limits}
     return {
         "services": [
-            {k: v.isoformat() if hasattr(v, "isoformat") else v for k, v in row.items()}
+            {
+                **{k: v.isoformat() if hasattr(v, "isoformat") else v for k, v in row.items()},
+                "max_running": caps.get(row["service"]),
+            }
             for row in rows
-        ]
+        ],
+        "limits": [
+            {
+                "service": limit.service,
+                "max_running": limit.max_running,
+                "updated_at": limit.updated_at.isoformat(),
+                "updated_by": limit.updated_by,
+            }
+            for limit in limits
+        ],
     }
 
 

@@ -260,6 +260,8 @@ SELECT m.id
 
 -- fail_job --
 -- Record a failed attempt: back to the queue after $4 seconds, or failed for good when $4 is NULL.
+-- $5: whether the failure is the worker's or its service's (a bad payload is not): only
+-- those make a streak of consecutive_failures, which the worker_failures alert watches.
 WITH failed AS (
     UPDATE vq.jobs
        SET status = CASE WHEN $4::float8 IS NULL THEN 'failed' ELSE 'queued' END::vq.job_status,
@@ -283,7 +285,7 @@ events AS (
 counters AS (
     UPDATE vq.workers
        SET jobs_failed = jobs_failed + 1,
-           consecutive_failures = consecutive_failures + 1
+           consecutive_failures = consecutive_failures + CASE WHEN $5::boolean THEN 1 ELSE 0 END
      WHERE id = $1 AND EXISTS (SELECT 1 FROM failed)
 )
 SELECT status::text AS status, run_at FROM failed;
@@ -401,7 +403,8 @@ SELECT id, job_id, event, at, worker_id, details
 -- job_filter --
 -- The job list's filters, shared by list_jobs, count_jobs and the bulk actions ({filter}
 -- in them): $1 status, $2 type, $3 priority, $4 text in the type, question or topic,
--- $5 error category, $6 service, $7 group, $8 and $9 created from and before.
+-- $5 error category (error.type, as the worker records it), $6 service, $7 group, $8
+-- and $9 created from and before.
     ($1::vq.job_status IS NULL OR status = $1::vq.job_status)
 AND ($2::text IS NULL OR job_type = $2::text)
 AND ($3::smallint IS NULL OR priority = $3::smallint)
@@ -409,7 +412,7 @@ AND ($4::text IS NULL
      OR job_type ILIKE '%' || $4::text || '%'
      OR payload ->> 'question' ILIKE '%' || $4::text || '%'
      OR payload ->> 'topic' ILIKE '%' || $4::text || '%')
-AND ($5::text IS NULL OR error ->> 'category' = $5::text)
+AND ($5::text IS NULL OR error ->> 'type' = $5::text)
 AND ($6::text IS NULL OR service = $6::text)
 AND ($7::text IS NULL OR group_key = $7::text)
 AND ($8::timestamptz IS NULL OR created_at >= $8::timestamptz)
