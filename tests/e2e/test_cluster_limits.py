@@ -21,7 +21,7 @@ from pathlib import Path
 import pytest
 from support.helpers import eventually
 
-from vq_core.models import Actor, NewJob
+from vq_core.models import Actor, NewJob, Priority
 from vq_core.store import Store
 from vq_core.validation import QueueConfigPatch
 
@@ -32,6 +32,7 @@ CAP = 4
 WORKERS = 5
 JOBS = 40
 OPERATOR = Actor("ops", "cli")
+PRIORITIES = [Priority.LOW, Priority.HIGH, Priority.NORMAL, Priority.URGENT]
 
 RUNNING = "SELECT count(*) FROM vq.jobs WHERE status = 'running' AND job_type = 'slow'"
 COMPLETED = "SELECT count(*) FROM vq.jobs WHERE status = 'completed' AND job_type = 'slow'"
@@ -45,6 +46,9 @@ def worker_env(dsn: str, tmp_path: Path, **extra: str) -> dict[str, str]:
         VQ_POLL_INTERVAL="0.5",
         VQ_LEASE_RECOVERY_INTERVAL="0.5",
         VQ_HEARTBEAT_INTERVAL="0.5",
+        # Every other claim oldest first, over jobs of mixed priorities: workers then
+        # want different jobs at once, and no row lock serialises them, only the cap.
+        VQ_CLAIM_OLDEST_EVERY="2",
         PYTHONPATH=os.pathsep.join([PLUGINS, env.get("PYTHONPATH", "")]),
     )
     env.update(extra)
@@ -111,7 +115,9 @@ async def test_cap_of_4_over_5_worker_processes_is_never_exceeded(
     env = worker_env(dsn, tmp_path, VQ_TEST_SLOW_SECONDS="0.3")
     # Every worker is up before the jobs arrive, so all five compete for every slot.
     await start_workers(store, env, procs, WORKERS)
-    await store.enqueue_many([NewJob("slow", {"i": i}) for i in range(JOBS)])
+    await store.enqueue_many(
+        [NewJob("slow", {"i": i}, priority=PRIORITIES[i % 4]) for i in range(JOBS)]
+    )
 
     samples = await sample_until_done(store, JOBS, timeout=120)
 
@@ -134,7 +140,9 @@ async def test_cap_holds_while_a_killed_workers_leases_are_recovered(
     store: Store, dsn: str, tmp_path: Path, procs: list[subprocess.Popen[bytes]]
 ) -> None:
     await store.update_queue_config("slow", QueueConfigPatch(max_running=CAP), OPERATOR, 600.0)
-    await store.enqueue_many([NewJob("slow", {"i": i}) for i in range(CAP)])
+    await store.enqueue_many(
+        [NewJob("slow", {"i": i}, priority=PRIORITIES[i % 4]) for i in range(CAP)]
+    )
     # One worker takes every slot and dies holding them: its jobs stay "running" until
     # their leases expire, and must still count against the cap until recovered.
     doomed = start_worker(
@@ -148,7 +156,9 @@ async def test_cap_holds_while_a_killed_workers_leases_are_recovered(
     await eventually(cap_taken, timeout=60, interval=0.05)
     doomed.send_signal(signal.SIGKILL)
     doomed.wait(timeout=10)
-    await store.enqueue_many([NewJob("slow", {"i": i}) for i in range(CAP, JOBS)])
+    await store.enqueue_many(
+        [NewJob("slow", {"i": i}, priority=PRIORITIES[i % 4]) for i in range(CAP, JOBS)]
+    )
     env = worker_env(dsn, tmp_path, VQ_TEST_SLOW_SECONDS="0.3")
     procs += [start_worker(env) for _ in range(WORKERS - 1)]
 

@@ -55,17 +55,19 @@ async def claimers(dsn: str) -> AsyncIterator[Store]:
 
 async def drain(
     claimers: Store,
-    routes: Mapping[str, str],
+    routes: Callable[[int], Mapping[str, str]],
     sample: Callable[[], Awaitable[int]],
     *,
-    limited: list[str],
     stale: int = 0,
     seed: int = 11,
 ) -> list[int]:
     """Claim with ``CLAIMERS`` connections at once, round after round, finishing a random
     half of what runs between rounds, until nothing is left; ``sample`` after every
-    round of claims. The first ``stale`` claimers do not know of the caps (they claim
-    as if ``limited`` were empty) and must get nothing of a capped type.
+    round of claims. Claimer ``i`` claims the types ``routes(i)`` (all of them capped),
+    every other one oldest first: claimers that want different jobs are the ones whose
+    row locks do not serialise them, so only the claim lock keeps them within the caps.
+    The first ``stale`` claimers do not know of the caps (they claim as if no type were
+    capped) and must get nothing of a capped type.
     """
     rng = random.Random(seed)
     held: list[tuple[str, ClaimedJob]] = []
@@ -73,7 +75,14 @@ async def drain(
     for _ in range(500):
         batches = await asyncio.gather(
             *(
-                claimers.claim(f"w{i}", routes, 3, 60, limited=[] if i < stale else limited)
+                claimers.claim(
+                    f"w{i}",
+                    routes(i),
+                    3,
+                    60,
+                    limited=[] if i < stale else list(routes(i)),
+                    oldest_first=i % 2 == 1,
+                )
                 for i in range(CLAIMERS)
             )
         )
@@ -94,6 +103,14 @@ async def drain(
     raise AssertionError(f"the queue did not drain; samples {samples[-20:]}")
 
 
+def mixed(job_type: str, n: int, seed: int = 5, **fields: Any) -> list[NewJob]:
+    """``n`` jobs of random priorities, so priority order and age order differ."""
+    rng = random.Random(seed)
+    return [
+        NewJob(job_type, {"i": i}, priority=rng.choice(list(Priority)), **fields) for i in range(n)
+    ]
+
+
 # -- cluster-wide caps under concurrent claims ----------------------------------------
 
 
@@ -102,8 +119,11 @@ async def test_service_cap_holds_across_types_and_concurrent_claimers(
 ) -> None:
     # Two types rendered by one service: the service's cap counts both.
     await store.set_service_limit("render", 3, OPS)
-    await store.enqueue_many([NewJob(t, {"i": i}) for i in range(30) for t in ("a", "b")])
-    routes = {"a": "render", "b": "render"}
+    await store.enqueue_many(mixed("a", 30) + mixed("b", 30))
+
+    def routes(i: int) -> dict[str, str]:
+        # Some workers render only one of the two types, some both.
+        return [{"a": "render"}, {"b": "render"}, {"a": "render", "b": "render"}][i % 3]
 
     async def running_on_service() -> int:
         count: int = await store.pool.fetchval(
@@ -111,7 +131,7 @@ async def test_service_cap_holds_across_types_and_concurrent_claimers(
         )
         return count
 
-    samples = await drain(claimers, routes, running_on_service, limited=["a", "b"], stale=3)
+    samples = await drain(claimers, routes, running_on_service, stale=3)
     assert max(samples) <= 3, samples
     assert max(samples) == 3, samples
     completed = await store.pool.fetchval("SELECT count(*) FROM vq.jobs WHERE status = 'completed'")
@@ -120,7 +140,7 @@ async def test_service_cap_holds_across_types_and_concurrent_claimers(
 
 async def test_type_cap_holds_across_concurrent_claimers(store: Store, claimers: Store) -> None:
     await configure(store, "doubt", max_running=4)
-    await store.enqueue_many([NewJob("doubt", {"i": i}) for i in range(60)])
+    await store.enqueue_many(mixed("doubt", 60))
 
     async def running() -> int:
         count: int = await store.pool.fetchval(
@@ -128,7 +148,7 @@ async def test_type_cap_holds_across_concurrent_claimers(store: Store, claimers:
         )
         return count
 
-    samples = await drain(claimers, {"doubt": "svc"}, running, limited=["doubt"], stale=3)
+    samples = await drain(claimers, lambda i: {"doubt": "svc"}, running, stale=3)
     assert max(samples) <= 4, samples
     assert max(samples) == 4, samples
 
@@ -137,10 +157,9 @@ async def test_group_cap_holds_and_jobs_without_a_group_are_not_held(
     store: Store, claimers: Store
 ) -> None:
     await configure(store, "doubt", max_running_per_group=2)
-    await store.enqueue_many(
-        [NewJob("doubt", {"i": i}, group_key=f"student-{g}") for g in range(8) for i in range(6)]
-    )
-    await store.enqueue_many([NewJob("doubt", {"i": i}) for i in range(20)])
+    for g in range(8):
+        await store.enqueue_many(mixed("doubt", 6, seed=g, group_key=f"student-{g}"))
+    await store.enqueue_many(mixed("doubt", 20))
     most_ungrouped = 0
 
     async def most_of_one_group() -> int:
@@ -153,7 +172,7 @@ async def test_group_cap_holds_and_jobs_without_a_group_are_not_held(
         most_ungrouped = max(most_ungrouped, counts.pop(None, 0))
         return max(counts.values(), default=0)
 
-    samples = await drain(claimers, {"doubt": "svc"}, most_of_one_group, limited=["doubt"])
+    samples = await drain(claimers, lambda i: {"doubt": "svc"}, most_of_one_group)
     assert max(samples) <= 2, samples
     assert max(samples) == 2, samples
     assert most_ungrouped > 2  # no key, no group cap
@@ -161,7 +180,7 @@ async def test_group_cap_holds_and_jobs_without_a_group_are_not_held(
 
 async def test_lease_recovery_does_not_break_the_cap(store: Store, claimers: Store) -> None:
     await configure(store, "doubt", max_running=4)
-    await store.enqueue_many([NewJob("doubt", {"i": i}) for i in range(12)])
+    await store.enqueue_many(mixed("doubt", 12))
     routes = {"doubt": "svc"}
     first = await store.claim("dying", routes, 10, 0.5, limited=["doubt"])
     assert len(first) == 4
@@ -180,7 +199,10 @@ async def test_lease_recovery_does_not_break_the_cap(store: Store, claimers: Sto
     # Recovery races with a crowd of claimers: together they must stay within the cap.
     recovered, *batches = await asyncio.gather(
         store.recover_expired_leases(),
-        *(claimers.claim(f"w{i}", routes, 3, 60, limited=["doubt"]) for i in range(CLAIMERS)),
+        *(
+            claimers.claim(f"w{i}", routes, 3, 60, limited=["doubt"], oldest_first=i % 2 == 1)
+            for i in range(CLAIMERS)
+        ),
     )
     assert len(recovered) == 4
     running = await store.pool.fetchval("SELECT count(*) FROM vq.jobs WHERE status = 'running'")
