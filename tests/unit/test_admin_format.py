@@ -74,6 +74,13 @@ def test_query_string_sets_only_known_filters() -> None:
     )
     odd = initial_state({"status": "DROP TABLE", "priority": "9", "sort": "id"})
     assert (odd.status, odd.priority, odd.sort) == ("", "", "-created_at")
+    steering = initial_state({"category": "NETWORK", "service": "manim", "group": "s-42"})
+    assert (steering.category, steering.service, steering.group_key) == (
+        "NETWORK",
+        "manim",
+        "s-42",
+    )
+    assert initial_state({"category": "BOGUS"}).category == ""
 
 
 def test_minute_buckets_fill_the_hour_with_zeros() -> None:

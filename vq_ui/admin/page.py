@@ -18,7 +18,7 @@ from fastapi.responses import RedirectResponse, Response
 from nicegui import core, ui
 
 from vq_core.config import Settings
-from vq_core.models import JobStatus, Priority
+from vq_core.models import ErrorCategory, JobStatus, Priority
 from vq_core.store import Store
 from vq_ui.admin.actions import Actions
 from vq_ui.admin.alert_sinks import AlertSinksPanel
@@ -56,7 +56,8 @@ def refresh_interval(settings: Settings) -> float:
 
 
 def initial_state(params: Any) -> ListState:
-    """Filters from the query string (``/queue?status=failed&type=doubt&q=gravity``), so
+    """Filters from the query string (``/queue?status=failed&type=doubt&q=gravity``,
+    also ``category``, ``service`` and ``group``), so
     alerts and runbooks can link to a filtered list; unknown values are ignored."""
     state = ListState()
     status = params.get("status", "")
@@ -67,6 +68,11 @@ def initial_state(params: Any) -> ListState:
         state.priority = priority
     state.job_type = params.get("type", "")[:100]
     state.text = params.get("q", "")[:MAX_SEARCH]
+    category = params.get("category", "")
+    if category in {c.value for c in ErrorCategory}:
+        state.category = category
+    state.service = params.get("service", "")[:200]
+    state.group_key = params.get("group", "")[:200]
     if params.get("sort", "") in SORT_CHOICES:
         state.sort = params["sort"]
     return state
