@@ -112,6 +112,8 @@ class Job:
     fair_seq: int = 0
     #: The service the latest attempt was routed to (``None`` before the first claim).
     service: str | None = None
+    #: Where the outcome is POSTed when the job ends (the type's default copied in).
+    callback_url: str | None = None
 
     def to_dict(self) -> dict[str, Any]:
         """A JSON-ready view, as the API and ``--json`` print it."""
@@ -213,6 +215,8 @@ class QueueConfig:
     max_running_per_group: int | None = None
     updated_at: datetime | None = None
     updated_by: str | None = None
+    #: The callback URL of the type's jobs that name none.
+    callback_url: str | None = None
 
     #: The settings an operator may change (``Store.update_queue_config``).
     SETTINGS: ClassVar[tuple[str, ...]] = (

@@ -122,6 +122,7 @@ class QueueConfigRequest(BaseModel):
     paused: bool = False
     max_running: int | None = Field(default=None, ge=1, le=1_000_000)
     max_running_per_group: int | None = Field(default=None, ge=1, le=1_000_000)
+    callback_url: str | None = Field(default=None, min_length=1, max_length=2000)
 
 
 class QueueConfigPatch(BaseModel):
