@@ -65,7 +65,7 @@ async def fresh_store(server: str, connections: int) -> Store:
 
 async def prepare(store: Store, way: str, args: argparse.Namespace) -> dict[str, Any]:
     """Empty the queue, set the way's configuration, enqueue ``n`` jobs; the enqueue rate."""
-    await store.pool.execute("TRUNCATE vq.jobs, vq.job_events, vq.config_changes")
+    await store.pool.execute("TRUNCATE vq.jobs, vq.job_events, vq.config_changes CASCADE")
     await store.pool.execute("DELETE FROM vq.job_queue_config")
     if way == "caps":
         patch = QueueConfigPatch(max_running=UNBINDING_CAP, max_running_per_group=args.group_cap)

@@ -4,7 +4,9 @@ Measures, through the real store and one real `vq worker` process:
 - enqueue rate, batched (enqueue_many) and one job per call;
 - drain rate of pre-enqueued no-op jobs through one worker process, with full
   bookkeeping (events, leases, worker counters);
-- enqueue-to-start latency (p50/p95/p99) at a steady submission rate.
+- enqueue-to-start latency (p50/p95/p99) at a steady submission rate, of jobs the
+  store submits (as the API does) and, alternating with them in the same run and to the
+  same worker, of jobs enqueued by the SQL function vq.enqueue (the platform's way).
 Then runs ../shared/bench/bare_sql_queue.py (enqueue, drain and latency) against the same
 server and prints one JSON document with vq's numbers, the baseline's and the ratios.
 
@@ -39,6 +41,11 @@ ROOT = Path(__file__).resolve().parent.parent
 BARE_SQL = ROOT.parent / "shared" / "bench" / "bare_sql_queue.py"
 
 
+# The platform's own way in (migration 0014): one statement, as an application would
+# send it inside its transaction; here it is the whole transaction.
+SQL_ENQUEUE = "SELECT vq.enqueue('noop', $1::jsonb)"
+SQL_MARK = {"via": "sql"}
+
 UNFINISHED = """
 SELECT EXISTS (SELECT 1 FROM vq.jobs WHERE status = 'queued')
     OR EXISTS (SELECT 1 FROM vq.jobs WHERE status = 'running')
@@ -68,7 +75,8 @@ async def fresh_store(server: str) -> tuple[Store, str]:
 
 
 async def truncate(store: Store) -> None:
-    await store.pool.execute("TRUNCATE vq.jobs, vq.job_events, vq.workers")
+    # CASCADE: the tables that refer to jobs (the callback outbox) go with them.
+    await store.pool.execute("TRUNCATE vq.jobs, vq.job_events, vq.workers CASCADE")
     await store.pool.execute("VACUUM ANALYZE vq.jobs")
 
 
@@ -164,7 +172,12 @@ async def bench_drain(store: Store, dsn: str, n: int, concurrency: int) -> dict[
     }
 
 
-async def bench_latency(store: Store, dsn: str, rate: float, seconds: float) -> dict[str, Any]:
+async def bench_latency(
+    store: Store, dsn: str, rate: float, seconds: float
+) -> tuple[dict[str, Any], dict[str, Any]]:
+    """Latencies of store-submitted and of SQL-enqueued jobs, every other job each way,
+    at ``rate`` jobs per second in all, through one worker: the same load and the same
+    moments for both, so their ratio compares the ways in and nothing else."""
     await truncate(store)
     proc = start_worker(dsn, 50, poll=1.0)
     try:
@@ -175,21 +188,33 @@ async def bench_latency(store: Store, dsn: str, rate: float, seconds: float) -> 
             delay = t0 + i / rate - time.perf_counter()
             if delay > 0:
                 await asyncio.sleep(delay)  # pacing the producer at a steady rate
-            await store.enqueue(NewJob("noop"))
+            if i % 2:
+                await store.pool.fetchval(SQL_ENQUEUE, SQL_MARK)
+            else:
+                await store.enqueue(NewJob("noop"))
         while await store.pool.fetchval("SELECT count(*) FROM vq.jobs WHERE started_at IS NULL"):
             await asyncio.sleep(0.05)
     finally:
         await stop(proc)
     rows = await store.pool.fetch(
-        "SELECT extract(epoch FROM started_at - created_at) * 1000 AS ms FROM vq.jobs"
+        "SELECT extract(epoch FROM started_at - created_at) * 1000 AS ms,"
+        " payload ? 'via' AS sql FROM vq.jobs"
     )
-    lat = sorted(float(r["ms"]) for r in rows)
+    return (
+        latency_summary("latency", [float(r["ms"]) for r in rows if not r["sql"]], rate),
+        latency_summary("latency_sql", [float(r["ms"]) for r in rows if r["sql"]], rate),
+    )
+
+
+def latency_summary(op: str, ms: list[float], rate: float) -> dict[str, Any]:
+    """Percentiles of enqueue-to-start times; ``rate`` is the whole run's."""
+    lat = sorted(ms)
 
     def pct(p: float) -> float:
         return round(lat[min(len(lat) - 1, int(p * len(lat)))], 2)
 
     return {
-        "op": "latency",
+        "op": op,
         "jobs": len(lat),
         "rate": rate,
         "p50_ms": pct(0.5),
@@ -248,12 +273,15 @@ async def bare_latency(server: str, rate: float, seconds: float) -> dict[str, An
 
 async def vq_round(store: Store, dsn: str, args: argparse.Namespace) -> dict[str, Any]:
     """One measurement of each of vq's numbers."""
-    return {
+    numbers = {
         "enqueue_batch": await bench_enqueue(store, args.n, 1000),
         "enqueue_single": await bench_enqueue_single(store, args.single),
         "drain": await bench_drain(store, dsn, args.n, args.concurrency),
-        "latency": await bench_latency(store, dsn, args.rate, args.seconds),
     }
+    numbers["latency"], numbers["latency_sql"] = await bench_latency(
+        store, dsn, args.rate, args.seconds
+    )
+    return numbers
 
 
 async def bare_round(args: argparse.Namespace) -> dict[str, Any]:
@@ -278,6 +306,16 @@ def ratios(vq: dict[str, Any], bare: dict[str, Any]) -> dict[str, float]:
     }
 
 
+def sql_over_store(vq: dict[str, Any]) -> dict[str, float]:
+    """SQL-enqueued over store-submitted latency, measured in the same run."""
+    return {
+        f"latency_{p}_sql_over_store": round(
+            vq["latency_sql"][f"{p}_ms"] / vq["latency"][f"{p}_ms"], 3
+        )
+        for p in ("p50", "p95", "p99")
+    }
+
+
 async def main(args: argparse.Namespace) -> None:
     """Alternate vq and baseline rounds; report every round and the median ratios."""
     rounds: list[dict[str, Any]] = []
@@ -286,7 +324,13 @@ async def main(args: argparse.Namespace) -> None:
         for _ in range(args.rounds):
             vq = await vq_round(store, dsn, args)
             bare = await bare_round(args) if BARE_SQL.exists() else None
-            rounds.append({"vq": vq, "bare_sql": bare, "ratios": ratios(vq, bare) if bare else {}})
+            rounds.append(
+                {
+                    "vq": vq,
+                    "bare_sql": bare,
+                    "ratios": {**(ratios(vq, bare) if bare else {}), **sql_over_store(vq)},
+                }
+            )
     finally:
         await store.close()
     keys = rounds[0]["ratios"].keys()

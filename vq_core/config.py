@@ -39,6 +39,25 @@ def default_data_dir() -> Path:
     return Path(platformdirs.user_data_dir("vq", appauthor=False))
 
 
+def parse_origins(value: list[str]) -> list[str]:
+    """Origins as ``url_origin`` writes them (the port always written), from a setting's
+    ``scheme://host:port`` entries; ``ValueError`` names an entry that is not one."""
+    origins = []
+    for entry in value:
+        try:
+            origin = url_origin(entry)
+        except ValueError as exc:
+            raise ValueError(
+                f"{entry!r} is not an origin like http://127.0.0.1:8080 ({exc})"
+            ) from None
+        # Scheme, host and port only: a path would suggest a check that is not made.
+        url = httpx.URL(entry)
+        if url.path not in ("", "/") or url.query or url.fragment or url.userinfo:
+            raise ValueError(f"{entry!r}: give only scheme, host and port, as in {origin}")
+        origins.append(origin)
+    return origins
+
+
 class AlertSettings(BaseModel):
     """Alert rules' thresholds and delivery (``[alerts]`` in vq.toml, ``VQ_ALERTS__KEY``)."""
 
@@ -60,6 +79,37 @@ class AlertSettings(BaseModel):
     sink_attempts: int = Field(default=3, ge=1)
     sink_retry_delay: float = Field(default=0.5, ge=0)
     keep_resolved_days: float = Field(default=30.0, gt=0)
+
+
+class CallbackSettings(BaseModel):
+    """Completion callbacks (``[callbacks]`` in vq.toml, ``VQ_CALLBACKS__KEY``):
+    docs/platform.md, "Completion callbacks"."""
+
+    model_config = ConfigDict(extra="forbid")
+
+    secret: str | None = Field(
+        default=None,
+        repr=False,
+        description="the HMAC-SHA256 key of X-VQ-Signature; unset: callbacks are not sent",
+    )
+    allowed_origins: list[str] = Field(
+        default_factory=list,
+        description="origins (scheme://host:port) a callback URL may point to; empty: none",
+    )
+    max_attempts: int = Field(default=10, ge=1, le=100, description="attempts per delivery")
+    timeout: float = Field(default=10.0, gt=0, le=300, description="seconds per attempt")
+    backoff: float = Field(
+        default=2.0, ge=0, description="seconds before the 2nd attempt, doubling after"
+    )
+    max_backoff: float = Field(default=600.0, ge=0, description="the longest wait between attempts")
+    interval: float = Field(
+        default=5.0, gt=0, description="seconds between looks for due deliveries (the fallback)"
+    )
+
+    @field_validator("allowed_origins")
+    @classmethod
+    def _origins(cls, value: list[str]) -> list[str]:
+        return parse_origins(value)
 
 
 class Settings(BaseSettings):
@@ -142,6 +192,7 @@ class Settings(BaseSettings):
     )
     plugin_config: dict[str, dict[str, Any]] = Field(default_factory=dict)
     alerts: AlertSettings = Field(default_factory=AlertSettings)
+    callbacks: CallbackSettings = Field(default_factory=CallbackSettings)
     event_loop: Literal["auto", "asyncio", "uvloop"] = Field(
         default="auto", description="auto: uvloop when installed (vq[all]), else asyncio"
     )
@@ -158,20 +209,7 @@ class Settings(BaseSettings):
     @field_validator("video_origins")
     @classmethod
     def _origins(cls, value: list[str]) -> list[str]:
-        origins = []
-        for entry in value:
-            try:
-                origin = url_origin(entry)
-            except ValueError as exc:
-                raise ValueError(
-                    f"{entry!r} is not an origin like http://127.0.0.1:8080 ({exc})"
-                ) from None
-            # Scheme, host and port only: a path would suggest a check that is not made.
-            url = httpx.URL(entry)
-            if url.path not in ("", "/") or url.query or url.fragment or url.userinfo:
-                raise ValueError(f"{entry!r}: give only scheme, host and port, as in {origin}")
-            origins.append(origin)
-        return origins
+        return parse_origins(value)
 
     @field_validator("log_level")
     @classmethod

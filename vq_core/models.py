@@ -81,6 +81,8 @@ class NewJob:
     #: Whose job this is (for a doubt, the student): the claim takes turns between
     #: groups and a type may cap each group's running jobs. ``None``: no group.
     group_key: str | None = None
+    #: Where the outcome is POSTed when the job ends; ``None``: the type's default, if any.
+    callback_url: str | None = None
 
 
 @dataclass(frozen=True)
@@ -227,6 +229,7 @@ class QueueConfig:
         "concurrency",
         "max_running",
         "max_running_per_group",
+        "callback_url",
     )
 
 

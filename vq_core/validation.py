@@ -24,15 +24,24 @@ from __future__ import annotations
 import dataclasses
 import json
 import math
-from collections.abc import Iterator, Mapping
+from collections.abc import Collection, Iterator, Mapping
 from datetime import UTC, datetime
 from typing import Annotated, Any, Literal
 
-from pydantic import BaseModel, ConfigDict, Field, ValidationError, field_validator
+import httpx
+from pydantic import (
+    BaseModel,
+    ConfigDict,
+    Field,
+    ValidationError,
+    ValidationInfo,
+    field_validator,
+)
 from pydantic_core import PydanticCustomError
 
 from vq_core.errors import InvalidInput
 from vq_core.models import NewJob, Priority, QueueConfig
+from vq_core.video_service import url_origin
 
 PriorityName = Literal["urgent", "high", "normal", "low"]
 MAX_PAYLOAD_BYTES = 256 * 1024
@@ -43,6 +52,19 @@ _TOO_DEEP = f"nested deeper than {MAX_PAYLOAD_DEPTH} levels"
 
 
 JobType = Annotated[str, Field(min_length=1, max_length=64, pattern=r"^[A-Za-z0-9_.:-]+$")]
+
+# The first version's fields a submission may carry (JobRequest): the one value each may
+# hold, and why, as the 422 says it.
+_FIRST_VERSION_FIELDS: dict[str, tuple[object, str]] = {
+    "status": (
+        "queued",
+        "a submitted job is always queued: status may only be 'queued' or left out "
+        "(the first version's document); a job's state changes through its worker, "
+        "cancel and retry",
+    ),
+    "retry_count": (0, "a submitted job has made no attempts: retry_count may only be 0"),
+    "error_message": (None, "a submitted job has no error: error_message may only be null"),
+}
 
 
 class JobRequest(BaseModel):
@@ -63,6 +85,43 @@ class JobRequest(BaseModel):
         description="whose job this is (for a doubt, the student): the claim takes turns "
         "between groups, and a type may cap each group's running jobs",
     )
+    callback_url: str | None = Field(
+        default=None,
+        min_length=1,
+        max_length=2000,
+        description="where vq POSTs the job's outcome when it ends (docs/platform.md); "
+        "its origin must be in callbacks.allowed_origins. Default: the type's",
+    )
+
+    # The first version's job document (docs/platform.md, "The job document of the
+    # first version"): the platform's code sends these as it stands. Each may only say
+    # what every new job is anyway, so they change nothing and to_new_job drops them.
+    status: Literal["queued"] | None = Field(
+        default=None,
+        description="the first version's field: a new job is queued, so only 'queued' "
+        "is accepted (it changes nothing)",
+    )
+    retry_count: Literal[0] | None = Field(
+        default=None,
+        description="the first version's field: a new job has made no attempts, so only 0",
+    )
+    error_message: None = Field(
+        default=None,
+        description="the first version's field: a new job has no error, so only null",
+    )
+
+    @field_validator("status", "retry_count", "error_message", mode="before")
+    @classmethod
+    def _first_version_fields(cls, value: Any, info: ValidationInfo) -> Any:
+        # Before pydantic's own check: its "Input should be 'queued'" does not say why.
+        allowed, why = _FIRST_VERSION_FIELDS[info.field_name or ""]
+        if value is not None and not (type(value) is type(allowed) and value == allowed):
+            raise PydanticCustomError(
+                "first_version_field",
+                "{why}; got {got}",
+                {"why": why, "got": json.dumps(value, default=str)[:100]},
+            )
+        return value
 
     @field_validator("payload")
     @classmethod
@@ -91,10 +150,12 @@ class JobRequest(BaseModel):
         ``InvalidInput`` otherwise, its message starting with ``where`` (``"3."`` for
         item 3 of a batch) and the field.
         """
-        for name in ("job_type", "idempotency_key", "group_key"):
+        for name in ("job_type", "idempotency_key", "group_key", "callback_url"):
             text = getattr(self, name)
             if text is not None:
                 check_text(text, f"{where}{name}")
+        if self.callback_url is not None:
+            check_callback_url(self.callback_url, None, f"{where}callback_url")
         check_payload(self.payload, f"{where}payload")
         return NewJob(
             job_type=self.job_type,
@@ -104,6 +165,7 @@ class JobRequest(BaseModel):
             max_retries=self.max_retries,
             idempotency_key=self.idempotency_key,
             group_key=self.group_key,
+            callback_url=self.callback_url,
         )
 
 
@@ -150,6 +212,12 @@ class QueueConfigPatch(BaseModel):
     max_running_per_group: int | None = Field(
         default=None, ge=1, le=1_000_000, description="running jobs of one group"
     )
+    callback_url: str | None = Field(
+        default=None,
+        min_length=1,
+        max_length=2000,
+        description="the callback URL of the type's jobs that name none (null: none)",
+    )
 
     def changes(self) -> dict[str, Any]:
         """The settings this patch names, with their new values."""
@@ -159,6 +227,9 @@ class QueueConfigPatch(BaseModel):
                 raise InvalidInput(f"{name}: may not be null")
         if isinstance(out.get("service"), str):
             check_text(out["service"], "service")
+        if isinstance(out.get("callback_url"), str):
+            check_text(out["callback_url"], "callback_url")
+            check_callback_url(out["callback_url"], None)
         return out
 
 
@@ -195,6 +266,35 @@ class ServiceLimitRequest(BaseModel):
 
     max_running: int | None = Field(
         ge=1, le=1_000_000, description="running jobs of the service across every worker"
+    )
+
+
+def check_callback_url(
+    url: str, allowed_origins: Collection[str] | None, field: str = "callback_url"
+) -> None:
+    """Refuse a callback URL that is not an absolute http(s) URL or, when
+    ``allowed_origins`` is given (``settings.callbacks.allowed_origins``), whose origin
+    is not one of them; ``InvalidInput`` names ``field``.
+
+    The same guard as the video check (``vq_core.worker.verification``): the origin is
+    read by httpx, the client that sends the callback, so the check and the request
+    cannot read the URL differently. The deliverer checks again before each attempt.
+    """
+    try:
+        origin = url_origin(url)
+    except ValueError as exc:
+        raise InvalidInput(f"{field}: {exc}") from None
+    if httpx.URL(url).userinfo:
+        raise InvalidInput(f"{field}: may not carry credentials (user:password@)")
+    if httpx.URL(url).port == 0:
+        # url_origin reads port 0 as the default port; vq.enqueue refuses it too.
+        raise InvalidInput(f"{field}: port 0 is not a port to send to")
+    if allowed_origins is None or origin in allowed_origins:
+        return
+    allowed = ", ".join(sorted(allowed_origins)) or "none"
+    raise InvalidInput(
+        f"{field}: {origin} is not an allowed callback origin "
+        f"(setting callbacks.allowed_origins; allowed: {allowed})"
     )
 
 

@@ -18,7 +18,7 @@ from vq_core import __version__
 from vq_core.config import Settings
 from vq_core.store import Store
 from vq_ui import http_guard
-from vq_ui.api import accounts, alert_sinks, bulk, types
+from vq_ui.api import accounts, alert_sinks, bulk, event_stream, types
 from vq_ui.api import jobs as api
 from vq_ui.api.errors import install_error_handlers
 from vq_ui.auth import access as auth
@@ -68,6 +68,8 @@ def create_app(
     app.include_router(types.router)
     app.include_router(alert_sinks.router)
     app.include_router(accounts.router)
+    # The SSE streams, and the process's one event hub behind them.
+    event_stream.install(app, settings, store)
     media = settings.resolved_media_dir
     media.mkdir(parents=True, exist_ok=True)
     # Public on purpose: clients of the platform fetch result videos by URL.

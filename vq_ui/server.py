@@ -12,6 +12,7 @@ import uvicorn
 from vq_core.config import ConfigError, Settings
 from vq_core.store import Store
 from vq_core.web_server import bind_socket
+from vq_ui.api import event_stream
 from vq_ui.app import create_app
 from vq_ui.auth import users
 from vq_ui.auth.access import SECRET_NAME, AuthConfig
@@ -77,6 +78,9 @@ class WebServer:
             stopping = asyncio.create_task(stop.wait())
             await asyncio.wait({task, stopping}, return_when=asyncio.FIRST_COMPLETED)
             stopping.cancel()
+            # End the event streams first: uvicorn's graceful shutdown waits for every
+            # response to finish, and a live stream never would.
+            await event_stream.hub_of(app).close()
             server.should_exit = True
             await task
             if not stop.is_set():

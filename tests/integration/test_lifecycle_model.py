@@ -48,7 +48,7 @@ class Lifecycle(RuleBasedStateMachine):
 
     @initialize()
     def clean(self) -> None:
-        self.run(self.store.pool.execute("TRUNCATE vq.jobs, vq.job_events, vq.workers"))
+        self.run(self.store.pool.execute("TRUNCATE vq.jobs, vq.job_events, vq.workers CASCADE"))
 
     def teardown(self) -> None:
         self.run(self.store.close())

@@ -17,6 +17,7 @@ from vq_core.validation import (
     MAX_PAYLOAD_BYTES,
     MAX_PAYLOAD_DEPTH,
     JobRequest,
+    check_callback_url,
     check_queue_config,
     check_text,
     parse_job_request,
@@ -253,3 +254,21 @@ def test_any_aware_run_at_is_refused_or_stored_in_utc(when: datetime) -> None:
     else:
         assert job.run_at is not None and job.run_at.tzinfo is UTC
         assert job.run_at == when
+
+
+@pytest.mark.parametrize(
+    ("url", "words"),
+    [
+        ("ftp://127.0.0.1/cb", "callback_url"),
+        ("http://127.0.0.1:0/cb", "port 0"),
+        ("http://user:pw@127.0.0.1:9000/cb", "credentials"),
+        ("http://127.0.0.1:9001/cb", "not an allowed callback origin"),
+    ],
+)
+def test_a_callback_url_must_be_deliverable_and_allowed(url: str, words: str) -> None:
+    with pytest.raises(InvalidInput, match=words):
+        check_callback_url(url, {"http://127.0.0.1:9000"})
+
+
+def test_an_allowed_callback_url_passes() -> None:
+    check_callback_url("http://127.0.0.1:9000/cb", {"http://127.0.0.1:9000"})

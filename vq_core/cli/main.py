@@ -24,6 +24,7 @@ from vq_core.cli.common import (
     settings_from,
     with_runtime,
 )
+from vq_core.cli.import_jobs import import_jobs
 from vq_core.cli.jobs import jobs
 from vq_core.cli.output import print_stats
 from vq_core.cli.types import services_group, types_group
@@ -33,7 +34,7 @@ from vq_core.logs import setup_logging
 from vq_core.models import Priority
 from vq_core.plugins import collect_services, make_plugin_manager
 from vq_core.runtime import DatabaseUnavailable, Runtime, serve
-from vq_core.validation import parse_job_request, parse_payload
+from vq_core.validation import check_callback_url, parse_job_request, parse_payload
 
 
 class _RootGroup(click.Group):
@@ -63,6 +64,7 @@ cli.add_command(alerts)
 cli.add_command(types_group)
 cli.add_command(services_group)
 cli.add_command(workers)
+cli.add_command(import_jobs)
 
 
 # -- running --------------------------------------------------------------------------
@@ -147,6 +149,11 @@ async def migrate(as_json: bool) -> None:
 @click.option(
     "--group-key", help="Whose job this is (e.g. the student): the claim takes turns by group."
 )
+@click.option(
+    "--callback-url",
+    help="Where vq POSTs the outcome when the job ends (its origin must be in "
+    "callbacks.allowed_origins).",
+)
 @json_option
 @async_command
 async def submit(
@@ -157,6 +164,7 @@ async def submit(
     max_retries: int | None,
     idempotency_key: str | None,
     group_key: str | None,
+    callback_url: str | None,
     as_json: bool,
 ) -> None:
     """Submit one job, e.g. ``vq submit doubt --payload '{"question": "..."}'``."""
@@ -170,10 +178,14 @@ async def submit(
         ("max_retries", max_retries),
         ("idempotency_key", idempotency_key),
         ("group_key", group_key),
+        ("callback_url", callback_url),
     ):
         if value is not None:
             request[key] = value
     new_job = parse_job_request(request)
+    if new_job.callback_url is not None:
+        origins = settings_from().callbacks.allowed_origins
+        check_callback_url(new_job.callback_url, origins, "--callback-url")
     result = await with_runtime(lambda rt: rt.store.enqueue(new_job))
     if as_json:
         emit_json({"id": str(result.id), "created": result.created})

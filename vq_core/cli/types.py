@@ -30,6 +30,7 @@ from vq_core.runtime import Runtime
 from vq_core.store.queue_config import ConfigChange
 from vq_core.validation import (
     ServiceLimitRequest,
+    check_callback_url,
     describe_validation_error,
     queue_config_patch,
 )
@@ -45,6 +46,7 @@ _SETTING_OPTIONS: dict[str, tuple[str, type]] = {
     "--concurrency": ("concurrency", int),
     "--max-running": ("max_running", int),
     "--max-running-per-group": ("max_running_per_group", int),
+    "--callback-url": ("callback_url", str),
 }
 _OPTION_OF = {setting: option for option, (setting, _) in _SETTING_OPTIONS.items()}
 _OPTION_OF["paused"] = "--pause/--resume"
@@ -92,6 +94,7 @@ def _settings_line(config: QueueConfig) -> str:
         f"concurrency {_cap(config.concurrency)} per process, "
         f"max running {_cap(config.max_running)}, "
         f"per group {_cap(config.max_running_per_group)}"
+        + (f", callback {config.callback_url}" if config.callback_url else "")
     )
 
 
@@ -166,6 +169,11 @@ def _print_type(state: TypeState) -> None:
     metavar="N|none",
     help="Running jobs of one group across every worker; none: no cap.",
 )
+@click.option(
+    "--callback-url",
+    metavar="URL|none",
+    help="The callback URL of its jobs that name none (callbacks.allowed_origins); none: none.",
+)
 @json_option
 @async_command
 async def types_set(
@@ -177,6 +185,7 @@ async def types_set(
     concurrency: str | None,
     max_running: str | None,
     max_running_per_group: str | None,
+    callback_url: str | None,
     as_json: bool,
 ) -> None:
     """Change a job type's settings; what is not named stays as it is.
@@ -193,6 +202,7 @@ async def types_set(
         "--concurrency": concurrency,
         "--max-running": max_running,
         "--max-running-per-group": max_running_per_group,
+        "--callback-url": callback_url,
     }
     values: dict[str, Any] = {}
     if paused is not None:
@@ -204,7 +214,7 @@ async def types_set(
     if not values:
         raise UsageProblem(
             "nothing to change: give --pause, --resume, --service, --timeout, --max-retries, "
-            "--concurrency, --max-running or --max-running-per-group"
+            "--concurrency, --max-running, --max-running-per-group or --callback-url"
         )
     try:
         patch = queue_config_patch(values)
@@ -212,6 +222,8 @@ async def types_set(
         raise UsageProblem(_name_options(str(exc))) from None
 
     async def update(rt: Runtime) -> QueueConfig:
+        if patch.callback_url is not None:
+            check_callback_url(patch.callback_url, rt.settings.callbacks.allowed_origins)
         return await rt.store.update_queue_config(
             job_type, patch, cli_actor(), rt.settings.default_timeout
         )

@@ -35,6 +35,36 @@ BEGIN
 END;
 $$;
 
+CREATE FUNCTION vq.jobs_callback_outbox() RETURNS trigger
+    LANGUAGE plpgsql
+    AS $$
+BEGIN
+    INSERT INTO vq.callback_deliveries (job_id, url, body)
+    VALUES (NEW.id, NEW.callback_url, jsonb_build_object(
+        'id', NEW.id,
+        'job_type', NEW.job_type,
+        'status', NEW.status,
+        'result', NEW.result,
+        'video_url', NEW.result->>'video_url',
+        'error', CASE WHEN NEW.error IS NOT NULL THEN jsonb_build_object(
+                     'category', NEW.error->>'type', 'message', NEW.error->>'message') END,
+        'finished_at', coalesce(NEW.completed_at, now())));
+    -- One notification per transaction whatever the number of rows: PostgreSQL folds
+    -- identical ones.
+    PERFORM pg_notify('vq_callbacks', '');
+    RETURN NULL;
+END;
+$$;
+
+CREATE FUNCTION vq.notify_events_inserted() RETURNS trigger
+    LANGUAGE plpgsql
+    AS $$
+BEGIN
+    PERFORM pg_notify('vq_events', '');
+    RETURN NULL;
+END;
+$$;
+
 CREATE FUNCTION vq.notify_config_changed() RETURNS trigger
     LANGUAGE plpgsql
     AS $$
@@ -44,6 +74,132 @@ BEGIN
     RETURN NULL;
 END;
 $$;
+
+CREATE FUNCTION vq.enqueue(
+    job_type text,
+    payload jsonb DEFAULT '{}'::jsonb,
+    priority text DEFAULT 'normal',
+    run_at timestamptz DEFAULT NULL,
+    max_retries integer DEFAULT NULL,
+    idempotency_key text DEFAULT NULL,
+    group_key text DEFAULT NULL,
+    callback_url text DEFAULT NULL
+) RETURNS uuid
+    LANGUAGE plpgsql
+    SECURITY DEFINER
+    SET search_path = pg_catalog, pg_temp
+    AS $$
+#variable_conflict use_column
+DECLARE
+    rank smallint;
+    payload_chars integer;
+    url_parts text[];
+    new_id uuid;
+BEGIN
+    -- The limits of vq_core/validation.py (JobRequest); keep the two in step.
+    IF enqueue.job_type IS NULL OR enqueue.job_type !~ '^[A-Za-z0-9_.:-]{1,64}$' THEN
+        RAISE EXCEPTION 'vq.enqueue: job_type: must match ^[A-Za-z0-9_.:-]{1,64}$'
+            USING ERRCODE = 'invalid_parameter_value', COLUMN = 'job_type';
+    END IF;
+    rank := CASE enqueue.priority
+                WHEN 'urgent' THEN 0 WHEN 'high' THEN 1 WHEN 'normal' THEN 2 WHEN 'low' THEN 3
+            END;
+    IF rank IS NULL THEN
+        RAISE EXCEPTION 'vq.enqueue: priority: must be one of urgent, high, normal, low'
+            USING ERRCODE = 'invalid_parameter_value', COLUMN = 'priority';
+    END IF;
+    IF enqueue.payload IS NULL OR pg_catalog.jsonb_typeof(enqueue.payload) <> 'object' THEN
+        RAISE EXCEPTION 'vq.enqueue: payload: must be a JSON object, not %',
+                        coalesce('a JSON ' || pg_catalog.jsonb_typeof(enqueue.payload), 'NULL')
+            USING ERRCODE = 'invalid_parameter_value', COLUMN = 'payload';
+    END IF;
+    -- As the API measures it: the length of the JSON text (here UTF-8 bytes, there
+    -- characters with non-ASCII escaped; the same for ASCII payloads).
+    payload_chars := pg_catalog.octet_length(enqueue.payload::text);
+    IF payload_chars > 262144 THEN
+        RAISE EXCEPTION 'vq.enqueue: payload: larger than 262144 bytes (% bytes)', payload_chars
+            USING ERRCODE = 'invalid_parameter_value', COLUMN = 'payload';
+    END IF;
+    -- An object or array at path level 100 sits 101 deep (the payload itself is level
+    -- 1). Each level costs at least two characters, so a short payload cannot be that
+    -- deep and skips the walk: the usual payload pays one length, not a traversal.
+    IF payload_chars >= 202 AND pg_catalog.jsonb_path_exists(
+           enqueue.payload,
+           'strict $.**{100} ? (@.type() == "object" || @.type() == "array")') THEN
+        RAISE EXCEPTION 'vq.enqueue: payload: nested deeper than 100 levels'
+            USING ERRCODE = 'invalid_parameter_value', COLUMN = 'payload';
+    END IF;
+    -- timestamptz carries its zone; what it can hold that Python cannot is infinity,
+    -- which would keep a job from ever running (or put it before every other).
+    IF enqueue.run_at IS NOT NULL AND NOT pg_catalog.isfinite(enqueue.run_at) THEN
+        RAISE EXCEPTION 'vq.enqueue: run_at: must be a finite time'
+            USING ERRCODE = 'invalid_parameter_value', COLUMN = 'run_at';
+    END IF;
+    IF enqueue.max_retries IS NOT NULL AND enqueue.max_retries NOT BETWEEN 0 AND 100 THEN
+        RAISE EXCEPTION 'vq.enqueue: max_retries: must be between 0 and 100'
+            USING ERRCODE = 'invalid_parameter_value', COLUMN = 'max_retries';
+    END IF;
+    IF enqueue.idempotency_key IS NOT NULL
+       AND pg_catalog.length(enqueue.idempotency_key) NOT BETWEEN 1 AND 200 THEN
+        RAISE EXCEPTION 'vq.enqueue: idempotency_key: must be 1 to 200 characters'
+            USING ERRCODE = 'invalid_parameter_value', COLUMN = 'idempotency_key';
+    END IF;
+    IF enqueue.group_key IS NOT NULL
+       AND pg_catalog.length(enqueue.group_key) NOT BETWEEN 1 AND 200 THEN
+        RAISE EXCEPTION 'vq.enqueue: group_key: must be 1 to 200 characters'
+            USING ERRCODE = 'invalid_parameter_value', COLUMN = 'group_key';
+    END IF;
+    -- The API's check_callback_url, but for callbacks.allowed_origins (a setting the
+    -- database cannot read; the deliverer checks it before every attempt): a host, a
+    -- port in range, no user:password@.
+    IF enqueue.callback_url IS NOT NULL THEN
+        url_parts := pg_catalog.regexp_match(
+            enqueue.callback_url,
+            '^https?://([^\s/?#@:\[\]]+|\[[0-9A-Fa-f:.]+\])(:([0-9]{1,5}))?([/?#]\S*)?$', 'i');
+        IF pg_catalog.length(enqueue.callback_url) > 2000 OR url_parts IS NULL
+           OR url_parts[3]::integer NOT BETWEEN 1 AND 65535 THEN
+            RAISE EXCEPTION 'vq.enqueue: callback_url: must be an http:// or https:// URL of at most 2000 characters, with a host, a port from 1 to 65535 if any, and no user:password@'
+                USING ERRCODE = 'invalid_parameter_value', COLUMN = 'callback_url';
+        END IF;
+    END IF;
+
+    -- A loop for one rare case only: the job holding the key is deleted between the
+    -- insert that conflicted with it and the read of its id; the next turn inserts.
+    LOOP
+        -- ON CONFLICT waits for a concurrent transaction holding the same key, so two
+        -- callers racing with one key get one job between them.
+        INSERT INTO vq.jobs AS j (id, job_type, priority, payload, run_at, max_retries,
+                                  idempotency_key, group_key, callback_url)
+        SELECT vq.uuid_v7(), enqueue.job_type, rank, enqueue.payload,
+               coalesce(enqueue.run_at, pg_catalog.now()),
+               coalesce(enqueue.max_retries, c.max_retries, 3),
+               enqueue.idempotency_key, enqueue.group_key,
+               coalesce(enqueue.callback_url, c.callback_url)
+          FROM (SELECT 1) AS one
+          LEFT JOIN vq.job_queue_config c ON c.job_type = enqueue.job_type
+        ON CONFLICT (idempotency_key) WHERE idempotency_key IS NOT NULL DO NOTHING
+        RETURNING j.id INTO new_id;
+        IF new_id IS NOT NULL THEN
+            INSERT INTO vq.job_events (job_id, event, details)
+            VALUES (new_id, 'created',
+                    pg_catalog.jsonb_build_object('by', session_user::text, 'via', 'sql'));
+            RETURN new_id;
+        END IF;
+        SELECT j.id INTO new_id FROM vq.jobs j WHERE j.idempotency_key = enqueue.idempotency_key;
+        IF new_id IS NOT NULL THEN
+            RETURN new_id;
+        END IF;
+    END LOOP;
+END;
+$$;
+
+COMMENT ON FUNCTION vq.enqueue(text, jsonb, text, timestamptz, integer, text, text, text) IS
+    'Enqueue a job in the caller''s transaction; returns its id. docs/platform.md, "Enqueue from SQL".';
+
+-- Not in pg_dump --no-privileges, but part of what 0014 builds: only roles granted
+-- EXECUTE may enqueue.
+REVOKE ALL ON FUNCTION vq.enqueue(text, jsonb, text, timestamptz, integer, text, text, text)
+    FROM PUBLIC;
 
 CREATE FUNCTION vq.uuid_v7() RETURNS uuid
     LANGUAGE plpgsql PARALLEL SAFE
@@ -144,6 +300,45 @@ CREATE TABLE vq.app_secrets (
     name text NOT NULL,
     value text NOT NULL,
     created_at timestamp with time zone DEFAULT now() NOT NULL
+);
+
+CREATE TABLE vq.callback_attempts (
+    id bigint NOT NULL,
+    delivery_id uuid NOT NULL,
+    attempt integer NOT NULL,
+    at timestamp with time zone DEFAULT now() NOT NULL,
+    status_code integer,
+    outcome text NOT NULL,
+    detail text,
+    worker_id text,
+    CONSTRAINT callback_attempts_attempt_check CHECK ((attempt >= 0)),
+    CONSTRAINT callback_attempts_outcome_check CHECK ((outcome = ANY (ARRAY['delivered'::text, 'retried'::text, 'failed'::text, 'redelivered'::text])))
+);
+
+ALTER TABLE vq.callback_attempts ALTER COLUMN id ADD GENERATED ALWAYS AS IDENTITY (
+    SEQUENCE NAME vq.callback_attempts_id_seq
+    START WITH 1
+    INCREMENT BY 1
+    NO MINVALUE
+    NO MAXVALUE
+    CACHE 1
+);
+
+CREATE TABLE vq.callback_deliveries (
+    id uuid DEFAULT vq.uuid_v7() NOT NULL,
+    job_id uuid NOT NULL,
+    url text NOT NULL,
+    body jsonb NOT NULL,
+    state text DEFAULT 'pending'::text NOT NULL,
+    attempts integer DEFAULT 0 NOT NULL,
+    next_attempt_at timestamp with time zone DEFAULT now() NOT NULL,
+    locked_until timestamp with time zone,
+    last_error text,
+    created_at timestamp with time zone DEFAULT now() NOT NULL,
+    updated_at timestamp with time zone DEFAULT now() NOT NULL,
+    delivered_at timestamp with time zone,
+    CONSTRAINT callback_deliveries_attempts_check CHECK ((attempts >= 0)),
+    CONSTRAINT callback_deliveries_state_check CHECK ((state = ANY (ARRAY['pending'::text, 'delivered'::text, 'failed'::text])))
 );
 
 CREATE TABLE vq.config_changes (
@@ -322,6 +517,31 @@ CREATE TABLE vq.workers (
     consecutive_failures integer DEFAULT 0 NOT NULL
 );
 
+CREATE VIEW vq.client_jobs AS
+SELECT j.id,
+       j.job_type,
+       (CASE j.priority WHEN 0 THEN 'urgent' WHEN 1 THEN 'high' WHEN 2 THEN 'normal'
+                        ELSE 'low' END) AS priority,
+       j.status,
+       j.payload,
+       j.result,
+       j.error - 'stack' AS error,
+       j.progress,
+       j.retry_count,
+       j.max_retries,
+       j.run_at,
+       j.idempotency_key,
+       j.group_key,
+       j.callback_url,
+       j.created_at,
+       j.updated_at,
+       j.started_at,
+       j.completed_at
+  FROM vq.jobs j;
+
+COMMENT ON VIEW vq.client_jobs IS
+    'The jobs as a client reads them (no stack traces, no worker bookkeeping); docs/platform.md.';
+
 ALTER TABLE ONLY vq.alert_deliveries
     ADD CONSTRAINT alert_deliveries_pkey PRIMARY KEY (id);
 
@@ -343,8 +563,17 @@ ALTER TABLE ONLY vq.api_tokens
 ALTER TABLE ONLY vq.app_secrets
     ADD CONSTRAINT app_secrets_pkey PRIMARY KEY (name);
 
+ALTER TABLE ONLY vq.callback_attempts
+    ADD CONSTRAINT callback_attempts_pkey PRIMARY KEY (id);
+
+ALTER TABLE ONLY vq.callback_deliveries
+    ADD CONSTRAINT callback_deliveries_pkey PRIMARY KEY (id);
+
 ALTER TABLE ONLY vq.config_changes
     ADD CONSTRAINT config_changes_pkey PRIMARY KEY (id);
+
+ALTER TABLE ONLY vq.job_events
+    ADD CONSTRAINT job_events_pkey PRIMARY KEY (id);
 
 ALTER TABLE ONLY vq.job_queue_config
     ADD CONSTRAINT job_queue_config_pkey PRIMARY KEY (job_type);
@@ -388,6 +617,12 @@ CREATE UNIQUE INDEX api_tokens_live_name_idx ON vq.api_tokens USING btree (name)
 
 CREATE INDEX job_events_job_idx ON vq.job_events USING btree (job_id, id);
 
+CREATE INDEX callback_attempts_delivery_idx ON vq.callback_attempts USING btree (delivery_id, id);
+
+CREATE INDEX callback_deliveries_due_idx ON vq.callback_deliveries USING btree (next_attempt_at) WHERE (state = 'pending'::text);
+
+CREATE INDEX callback_deliveries_job_idx ON vq.callback_deliveries USING btree (job_id);
+
 CREATE INDEX config_changes_subject_idx ON vq.config_changes USING btree (subject, id DESC);
 
 CREATE INDEX jobs_claim_idx ON vq.jobs USING btree (priority, fair_seq, run_at) WHERE (status = 'queued'::vq.job_status);
@@ -420,12 +655,22 @@ CREATE TRIGGER jobs_fair_seq BEFORE INSERT ON vq.jobs FOR EACH ROW WHEN ((new.gr
 
 CREATE TRIGGER service_limits_notify AFTER INSERT OR DELETE OR UPDATE ON vq.service_limits FOR EACH STATEMENT EXECUTE FUNCTION vq.notify_config_changed();
 
+CREATE TRIGGER jobs_callback_outbox AFTER UPDATE OF status ON vq.jobs FOR EACH ROW WHEN (((new.callback_url IS NOT NULL) AND (new.status = ANY (ARRAY['completed'::vq.job_status, 'failed'::vq.job_status, 'cancelled'::vq.job_status])) AND (old.status IS DISTINCT FROM new.status))) EXECUTE FUNCTION vq.jobs_callback_outbox();
+
+CREATE TRIGGER job_events_notify_insert AFTER INSERT ON vq.job_events FOR EACH STATEMENT EXECUTE FUNCTION vq.notify_events_inserted();
+
 CREATE TRIGGER jobs_notify_insert AFTER INSERT ON vq.jobs FOR EACH STATEMENT EXECUTE FUNCTION vq.notify_jobs_ready();
 
 CREATE TRIGGER jobs_notify_ready AFTER UPDATE OF status, run_at ON vq.jobs FOR EACH ROW WHEN (((new.status = 'queued'::vq.job_status) AND (new.run_at <= now()) AND ((old.status <> 'queued'::vq.job_status) OR (old.run_at > now())))) EXECUTE FUNCTION vq.notify_jobs_ready();
 
 ALTER TABLE ONLY vq.alert_deliveries
     ADD CONSTRAINT alert_deliveries_sink_id_fkey FOREIGN KEY (sink_id) REFERENCES vq.alert_sinks(id) ON DELETE SET NULL;
+
+ALTER TABLE ONLY vq.callback_attempts
+    ADD CONSTRAINT callback_attempts_delivery_id_fkey FOREIGN KEY (delivery_id) REFERENCES vq.callback_deliveries(id) ON DELETE CASCADE;
+
+ALTER TABLE ONLY vq.callback_deliveries
+    ADD CONSTRAINT callback_deliveries_job_id_fkey FOREIGN KEY (job_id) REFERENCES vq.jobs(id) ON DELETE CASCADE;
 
 ALTER TABLE ONLY vq.sessions
     ADD CONSTRAINT sessions_user_id_fkey FOREIGN KEY (user_id) REFERENCES vq.users(id) ON DELETE CASCADE;

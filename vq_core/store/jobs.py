@@ -106,6 +106,7 @@ class JobStore:
             [j.idempotency_key for j in batch],
             self.default_max_retries,
             [j.group_key for j in batch],
+            [j.callback_url for j in batch],
         )
         answers: dict[int, Enqueued] = {}
         raced: dict[str, int] = {}
@@ -136,6 +137,7 @@ class JobStore:
                 "run_at": j.run_at.isoformat() if j.run_at else None,
                 "max_retries": j.max_retries,
                 "group_key": j.group_key,
+                "callback_url": j.callback_url,
             }
             for j in jobs
         ]

@@ -58,6 +58,7 @@ def _upsert_args(config: QueueConfig, actor: str | None) -> tuple[Any, ...]:
         config.max_running,
         config.max_running_per_group,
         actor,
+        config.callback_url,
     )
 
 

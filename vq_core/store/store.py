@@ -2,8 +2,9 @@
 
 Each base class holds the methods of one table or concern, next to its SQL file in
 ``sql/queries/``: jobs (``JobStore``), the job list (``JobListing``), bulk actions
-(``JobBulk``), workers, per-type configuration, service health, statistics, accounts,
-sessions, alerts and alert sinks.
+(``JobBulk``), the first version's import (``JobImport``), workers, per-type
+configuration, service health, statistics, accounts,
+sessions, alerts, alert sinks and completion callbacks.
 They share the pool; ``Store`` adds only what is about the database as a whole.
 """
 
@@ -16,6 +17,9 @@ from vq_core.store.accounts import AccountStore
 from vq_core.store.alert_sinks import AlertSinkStore
 from vq_core.store.alerts import AlertStore
 from vq_core.store.bulk import JobBulk
+from vq_core.store.callbacks import CallbackStore
+from vq_core.store.events import EventStreamStore
+from vq_core.store.importing import JobImport
 from vq_core.store.jobs import JobStore
 from vq_core.store.listing import JobListing
 from vq_core.store.queue_config import QueueConfigStore
@@ -29,6 +33,7 @@ class Store(
     JobStore,
     JobListing,
     JobBulk,
+    JobImport,
     WorkerStore,
     QueueConfigStore,
     ServiceHealthStore,
@@ -37,6 +42,8 @@ class Store(
     SessionStore,
     AlertStore,
     AlertSinkStore,
+    CallbackStore,
+    EventStreamStore,
 ):
     """vq's data access over an asyncpg pool: one method per query, returning models."""
 

@@ -1,5 +1,6 @@
-"""Notifications: LISTEN on ``vq_jobs`` (claim now), ``vq_cancel`` (abort that job) and
-``vq_config`` (an operator changed a type's or a service's settings: reload them).
+"""Notifications: LISTEN on ``vq_jobs`` (claim now), ``vq_cancel`` (abort that job),
+``vq_config`` (an operator changed a type's or a service's settings: reload them) and
+``vq_callbacks`` (a completion callback is due: deliver it).
 
 Polling is the fallback: each poll tick claims anyway, and first reconnects a
 LISTEN connection that was lost (or never came up), so a database restart costs
@@ -31,6 +32,7 @@ class Notifications:
         cancel: Callable[[uuid.UUID], None],
         options: db.ConnectOptions | None = None,
         reload: Callable[[], None] | None = None,
+        callbacks: Callable[[], None] | None = None,
     ) -> None:
         self.poll_interval = poll_interval
         self._wake = wake
@@ -41,6 +43,8 @@ class Notifications:
             "vq_cancel": self._on_cancel,
             "vq_config": self._on_config,
         }
+        if callbacks is not None:
+            channels["vq_callbacks"] = lambda _payload: callbacks()
         self._listener = Listener(dsn, channels, options)
 
     async def listen(self) -> None:

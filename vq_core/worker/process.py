@@ -10,6 +10,7 @@ parts together and owns the life cycle; each part lives in a module of its own:
 - ``notifications``: LISTEN/NOTIFY wake-ups and cancels, polling as the fallback;
 - ``maintenance``: leases, heartbeats, lease recovery, configuration reloads;
 - ``health``: service health probes, which gate what is claimed;
+- ``callbacks``: the completion callbacks of the outbox, whichever worker finished the job;
 - ``events``: job events for observers (metrics, logs, plugins).
 
 On SIGTERM it stops claiming, lets jobs in flight finish within the grace period,
@@ -38,6 +39,7 @@ from vq_core.config import Settings
 from vq_core.models import ClaimedJob
 from vq_core.store import Store
 from vq_core.video_service import VideoService
+from vq_core.worker.callbacks import CallbackDeliverer
 from vq_core.worker.claiming import Claimer
 from vq_core.worker.completer import BatchCompleter
 from vq_core.worker.events import EventEmitter
@@ -155,6 +157,7 @@ class Worker:
             tasks=self.tasks,
             jobs=self.jobs,
         )
+        self.callbacks = CallbackDeliverer(store, settings.callbacks, self.id)
         self.notifications = Notifications(
             dsn,
             settings.poll_interval,
@@ -162,6 +165,7 @@ class Worker:
             self._cancel,
             db.connect_options(settings),
             reload=self._config_changed,
+            callbacks=self.callbacks.wake,
         )
         self.health = HealthChecks(store, self.router, settings, self.claimer.wake)
         self.maintenance = Maintenance(
@@ -193,6 +197,7 @@ class Worker:
         try:
             if started:
                 self.completer.start()
+                self.callbacks.start()
                 routes = ", ".join(self.router.routes()) or "-"
                 log.info("worker %s started: types %s", self.id, routes)
                 self.started.set()
@@ -222,6 +227,7 @@ class Worker:
             Periodic("refresh-config", max(s.poll_interval, 5.0), upkeep.refresh_config),
             Periodic("health-checks", s.health_check_interval, self.health.check),
             Periodic("alerts", s.alerts.interval, self.alerts.tick),
+            Periodic("callbacks", s.callbacks.interval, self.callbacks.tick),
         ]
 
     def wake(self) -> None:
@@ -274,6 +280,8 @@ class Worker:
         if released:
             log.info("handed %d unfinished jobs back to the queue", len(released))
         await self.completer.stop(self._db_time_left())
+        # After the last completions: their callbacks are in the outbox, for any worker.
+        await self.callbacks.close(self._db_time_left())
         try:
             await _within(self._db_time_left(), self.store.deregister_worker(self.id))
         except _SHUTDOWN_ERRORS as exc:

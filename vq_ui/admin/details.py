@@ -9,6 +9,8 @@ the dialog shows the error without its stack, and the history without the stacks
 failed attempts. A rejected input (``INVALID_INPUT``, a student's invalid payload) shows
 its fields and messages to everyone and no stack: the stack would only point at our
 validation code. The history is one line per event; its raw details fold under it.
+Completion callbacks show each delivery and its attempts; admins may redeliver one
+(their role is checked again when the button is pressed).
 """
 
 from __future__ import annotations
@@ -19,8 +21,9 @@ import uuid
 from nicegui import ui
 
 from vq_core.errors import JobNotFound
-from vq_core.models import Job, JobEvent, JobStatus
+from vq_core.models import Actor, Job, JobEvent, JobStatus
 from vq_core.store import Store
+from vq_core.store.callbacks import CallbackDelivery
 from vq_ui.admin.actions import Actions, parse_job_id
 from vq_ui.admin.format import (
     STATUS_COLORS,
@@ -79,12 +82,17 @@ class JobDetails:
     """One dialog per page; ``show(job_id)`` fills and opens it.
 
     :param show_stack: show stack traces (admins only).
+    :param admin: offer to redeliver completion callbacks (admins only).
     """
 
-    def __init__(self, store: Store, actions: Actions, *, show_stack: bool = False) -> None:
+    def __init__(
+        self, store: Store, actions: Actions, *, show_stack: bool = False, admin: bool = False
+    ) -> None:
         self.store = store
         self.actions = actions
         self.show_stack = show_stack
+        self.admin = admin
+        self.callback_key: list[tuple[uuid.UUID, str, int, int]] = []
         self.job_id: uuid.UUID | None = None
         self.video_url: str | None = None
         with (
@@ -141,6 +149,8 @@ class JobDetails:
         with _section("Attempts", "attempts") as self.attempts_section:
             self.attempt_lines = ui.column().classes("w-full gap-0 text-sm font-mono")
         self.attempt_texts: list[str] = []
+        with _section("Callbacks", "callbacks") as self.callbacks_section:
+            self.callback_rows = ui.column().classes("w-full gap-1 text-sm")
         with _section("Payload", "payload"):
             self.payload = ui.label("").classes(_PRE).props("data-payload")
         with _section("History", "events"):
@@ -167,12 +177,14 @@ class JobDetails:
         try:
             job = await self.store.get_job(job_id)
             events = await self.store.get_events(job_id)
+            callbacks = await self.store.job_callbacks(job_id)
         except JobNotFound:
             ui.notify(f"Job {short_id(job_id)} no longer exists", type="warning")
             self.dialog.close()
             return False
         if job_id == self.job_id:
             self._fill(job, events)
+            self._fill_callbacks(callbacks)
         return True
 
     def _closed(self) -> None:
@@ -227,6 +239,58 @@ class JobDetails:
         with self.attempt_lines:
             for number, line in enumerate(lines, start=1):
                 ui.label(line).props(f"data-attempt={number}")
+
+    def _fill_callbacks(self, deliveries: list[CallbackDelivery]) -> None:
+        self.callbacks_section.set_visibility(bool(deliveries))
+        key = [(d.id, d.state, d.attempts, len(d.attempt_log)) for d in deliveries]
+        if key == self.callback_key:
+            return
+        self.callback_key = key
+        self.callback_rows.clear()
+        with self.callback_rows:
+            for d in deliveries:
+                with ui.column().classes("w-full gap-0").props(f"data-callback={d.id}"):
+                    with ui.row().classes("items-center gap-2"):
+                        ui.badge(d.state).props(f"data-callback-state={d.state}")
+                        ui.label(
+                            f"delivery {d.id} · {d.body.get('status')} · to {d.url} · "
+                            f"{d.attempts} attempt{'s' if d.attempts != 1 else ''}"
+                        ).classes("font-mono")
+                        if self.admin and d.state != "pending":
+                            ui.button(
+                                "Redeliver",
+                                icon="send",
+                                on_click=lambda _e, did=d.id: self._redeliver(did),
+                            ).props("flat dense data-action=redeliver")
+                    for a in d.attempt_log:
+                        code = f" HTTP {a.status_code}" if a.status_code is not None else ""
+                        detail = f" · {a.detail}" if a.detail else ""
+                        ui.label(
+                            f"#{a.attempt} {a.at[:19].replace('T', ' ')} {a.outcome}{code}{detail}"
+                        ).classes("font-mono text-xs text-grey-8 break-all").props(
+                            "data-callback-attempt"
+                        )
+
+    async def _redeliver(self, delivery_id: uuid.UUID) -> None:
+        job_id = self.job_id
+        if not self.admin or job_id is None:
+            ui.notify("Only admins may redeliver a callback", type="negative")
+            return
+        if self.actions.authorize is not None and not await self.actions.authorize():
+            return
+        try:
+            await self.store.redeliver_callback(
+                job_id, delivery_id, Actor(self.actions.username, "page")
+            )
+        except JobNotFound as exc:
+            ui.notify(str(exc), type="warning")
+            return
+        except Exception as exc:  # the page must survive a database hiccup
+            log.exception("redelivery of callback %s failed", delivery_id)
+            ui.notify(f"Could not redeliver: {exc}", type="negative", multi_line=True)
+            return
+        ui.notify(f"Callback {short_id(delivery_id)} will be sent again", type="positive")
+        await self.refresh()
 
     def _fill_progress(self, job: Job) -> None:
         progress = job.progress or {}

@@ -128,7 +128,9 @@ class AdminPage:
             self.actions = Actions(
                 store, user.label, user.can("act"), self.changed, self.still_allowed
             )
-            self.details = JobDetails(store, self.actions, show_stack=user.can("admin"))
+            self.details = JobDetails(
+                store, self.actions, show_stack=user.can("admin"), admin=user.can("admin")
+            )
             self.jobs = JobList(store, self.actions, self.details.show, state)
 
     def _header(self, user: User) -> None:

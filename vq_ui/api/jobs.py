@@ -26,8 +26,9 @@ from vq_core.models import Actor as ActionBy
 from vq_core.models import ErrorCategory, Job, JobFilter, JobStatus, NewJob, Priority
 from vq_core.redact import job_document_without_stacks
 from vq_core.store import Store
-from vq_core.validation import JobRequest, PriorityName, check_text
+from vq_core.validation import JobRequest, PriorityName, check_callback_url, check_text
 from vq_ui.auth.access import User, auth_state, current_user, require
+from vq_ui.auth.read_tokens import read_tokens
 
 MAX_BATCH = 1000
 SortKey = Literal["created_at", "-created_at", "updated_at", "-updated_at", "priority", "-priority"]
@@ -79,6 +80,7 @@ def _with_header_key(job: NewJob, key: str | None, suffix: str) -> NewJob:
     responses={200: {"description": "Every job existed already (idempotent replay)"}, **_ERRORS},
 )
 async def submit_jobs(
+    request: Request,
     store: StoreDep,
     user: Actor,
     response: Response,
@@ -101,14 +103,31 @@ async def submit_jobs(
         if idempotency_key and body.idempotency_key not in (None, idempotency_key):
             raise InvalidInput("Idempotency-Key: differs from the body's idempotency_key")
         jobs = [_with_header_key(body.to_new_job(), idempotency_key, "")]
+    _check_callbacks(request, jobs, isinstance(body, list))
     answers = await store.enqueue_many(jobs)
     if not any(a.created for a in answers):
         response.status_code = 200
-    items = [{"id": str(a.id), "created": a.created} for a in answers]
+    # read_token: lets a page without an account watch this job's event stream.
+    tokens = read_tokens(request)
+    items = [
+        {"id": str(a.id), "created": a.created, "read_token": await tokens.token_for(a.id)}
+        for a in answers
+    ]
     if isinstance(body, list):
         return {"jobs": items}
     response.headers["Location"] = f"/api/v1/jobs/{answers[0].id}"
     return items[0]
+
+
+def _check_callbacks(request: Request, jobs: list[NewJob], batch: bool) -> None:
+    # Only origins the operator allowed (the video check's guard): refused here, with
+    # the field named, rather than failed at delivery.
+    origins = request.app.state.vq_settings.callbacks.allowed_origins
+    for i, job in enumerate(jobs):
+        if job.callback_url is not None:
+            check_callback_url(
+                job.callback_url, origins, f"{i}.callback_url" if batch else "callback_url"
+            )
 
 
 # -- reading ------------------------------------------------------------------------
@@ -209,10 +228,13 @@ async def list_jobs(
 
 @router.get("/jobs/{job_id}", responses={404: {"description": "No such job"}, **_ERRORS})
 async def get_job(job_id: uuid.UUID, store: StoreDep, user: Reader) -> dict[str, Any]:
-    """A job with its event history (oldest first)."""
+    """A job with its event history (oldest first) and its completion callbacks
+    (``callbacks``: each delivery, oldest first, with its attempts)."""
     job = await store.get_job(job_id)
     events = await store.get_events(job_id)
-    return shown({**job.to_dict(), "events": [e.to_dict() for e in events]}, user)
+    callbacks = [d.to_dict() for d in await store.job_callbacks(job_id)]
+    document = {**job.to_dict(), "events": [e.to_dict() for e in events]}
+    return {**shown(document, user), "callbacks": callbacks}
 
 
 # -- acting -------------------------------------------------------------------------
@@ -234,6 +256,23 @@ async def cancel_job(job_id: uuid.UUID, store: StoreDep, user: Actor) -> dict[st
 async def retry_job(job_id: uuid.UUID, store: StoreDep, user: Actor) -> dict[str, Any]:
     """Send a failed or cancelled job back to the queue with a fresh set of retries."""
     return _job(await store.retry(job_id, actor=ActionBy(user.label, "api")), user)
+
+
+@router.post(
+    "/jobs/{job_id}/callbacks/{delivery_id}/redeliver",
+    responses={404: {"description": "No such job or delivery"}, **_ERRORS},
+)
+async def redeliver_callback(
+    job_id: uuid.UUID,
+    delivery_id: uuid.UUID,
+    store: StoreDep,
+    user: Annotated[User, Depends(require("admin"))],
+) -> dict[str, Any]:
+    """Send a completion callback again (admins): the delivery is pending at once, with
+    the same id (``X-VQ-Delivery``) and body and a fresh set of attempts; the request
+    is kept in its attempt log. Answers the delivery."""
+    delivery = await store.redeliver_callback(job_id, delivery_id, ActionBy(user.label, "api"))
+    return delivery.to_dict()
 
 
 # -- the queue as a whole -----------------------------------------------------------

@@ -16,7 +16,7 @@ from pydantic import BaseModel, Field
 
 from vq_core.config import Settings
 from vq_core.models import Actor as ActionBy
-from vq_core.validation import QueueConfigPatch, ServiceLimitRequest
+from vq_core.validation import QueueConfigPatch, ServiceLimitRequest, check_callback_url
 from vq_ui.api.jobs import StoreDep
 from vq_ui.auth.access import User, require
 
@@ -69,6 +69,9 @@ class TypeSettings(BaseModel):
     paused: bool
     max_running: int | None = Field(description="running jobs across every worker")
     max_running_per_group: int | None = Field(description="running jobs of one group")
+    callback_url: str | None = Field(
+        default=None, description="the callback URL of the type's jobs that name none"
+    )
     updated_at: str | None = Field(description="ISO 8601; null for a type without a row")
     updated_by: str | None
 
@@ -148,6 +151,8 @@ async def update_type(
     """Change a type's settings: a field left out stays, ``null`` clears a cap or the
     service. Takes effect on every worker without a restart; the change is recorded with
     who made it (``GET /types/{type}/changes``). Answers the type's state."""
+    if patch.callback_url is not None:
+        check_callback_url(patch.callback_url, settings.callbacks.allowed_origins)
     await store.update_queue_config(
         type, patch, ActionBy(user.label, "api"), settings.default_timeout
     )

@@ -7,21 +7,24 @@
 
 -- enqueue_jobs --
 -- Insert a batch without idempotency keys, log 'created', return the new ids in input order.
+-- A job without a callback URL gets its type's default (vq.job_queue_config.callback_url).
 -- The batch arrives as one JSON array ($1): one parameter to encode instead of one
 -- array per column, which halves the client's work on large batches.
 WITH input AS MATERIALIZED (
     SELECT vq.uuid_v7() AS id, t.*
       FROM ROWS FROM (jsonb_to_recordset($1::jsonb)
                       AS (job_type text, priority smallint, payload jsonb,
-                          run_at timestamptz, max_retries integer, group_key text))
+                          run_at timestamptz, max_retries integer, group_key text,
+                          callback_url text))
            WITH ORDINALITY AS t(job_type, priority, payload, run_at, max_retries, group_key,
-                                ord)
+                                callback_url, ord)
 ),
 inserted AS (
-    INSERT INTO vq.jobs (id, job_type, priority, payload, run_at, max_retries, group_key)
+    INSERT INTO vq.jobs (id, job_type, priority, payload, run_at, max_retries, group_key,
+                         callback_url)
     SELECT i.id, i.job_type, i.priority, coalesce(i.payload, '{}'::jsonb),
            coalesce(i.run_at, now()), coalesce(i.max_retries, c.max_retries, $2::integer),
-           i.group_key
+           i.group_key, coalesce(i.callback_url, c.callback_url)
       FROM input i
       LEFT JOIN vq.job_queue_config c ON c.job_type = i.job_type
      ORDER BY i.ord
@@ -36,18 +39,20 @@ SELECT id FROM input ORDER BY ord;
 -- enqueue_jobs_keyed --
 -- Insert a batch, skip idempotency-key duplicates, log 'created'. MATERIALIZED: each
 -- row's id is made once, so the inserted rows can be matched back to the input.
+-- A job without a callback URL gets its type's default ($9: the jobs' own).
 WITH input AS MATERIALIZED (
     SELECT vq.uuid_v7() AS id, t.*
       FROM unnest($1::text[], $2::smallint[], $3::jsonb[], $4::timestamptz[],
-                  $5::integer[], $6::text[], $8::text[])
+                  $5::integer[], $6::text[], $8::text[], $9::text[])
            WITH ORDINALITY AS t(job_type, priority, payload, run_at, max_retries,
-                                idempotency_key, group_key, ord)
+                                idempotency_key, group_key, callback_url, ord)
 ),
 inserted AS (
     INSERT INTO vq.jobs (id, job_type, priority, payload, run_at, max_retries, idempotency_key,
-                         group_key)
+                         group_key, callback_url)
     SELECT i.id, i.job_type, i.priority, i.payload, coalesce(i.run_at, now()),
-           coalesce(i.max_retries, c.max_retries, $7::integer), i.idempotency_key, i.group_key
+           coalesce(i.max_retries, c.max_retries, $7::integer), i.idempotency_key, i.group_key,
+           coalesce(i.callback_url, c.callback_url)
       FROM input i
       LEFT JOIN vq.job_queue_config c ON c.job_type = i.job_type
      ORDER BY i.ord

@@ -5,27 +5,28 @@
 -- Parameters are always bound, never formatted in.
 
 -- upsert_queue_config --
--- Set every setting of a job type; $10 names who did.
+-- Set every setting of a job type; $9 names who did.
 INSERT INTO vq.job_queue_config (job_type, max_retries, timeout_s, service, concurrency, paused,
-                                 max_running, max_running_per_group, updated_by)
-VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9)
+                                 max_running, max_running_per_group, updated_by, callback_url)
+VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9, $10)
 ON CONFLICT (job_type) DO UPDATE
    SET max_retries = EXCLUDED.max_retries, timeout_s = EXCLUDED.timeout_s,
        service = EXCLUDED.service, concurrency = EXCLUDED.concurrency,
        paused = EXCLUDED.paused, max_running = EXCLUDED.max_running,
        max_running_per_group = EXCLUDED.max_running_per_group,
+       callback_url = EXCLUDED.callback_url,
        updated_by = EXCLUDED.updated_by, updated_at = now();
 
 -- list_queue_config --
 -- Every job type's configuration.
 SELECT job_type, max_retries, timeout_s, service, concurrency, paused, max_running,
-       max_running_per_group, updated_at, updated_by
+       max_running_per_group, updated_at, updated_by, callback_url
   FROM vq.job_queue_config ORDER BY job_type;
 
 -- lock_queue_config --
 -- One job type's configuration, locked until the change that reads it commits.
 SELECT job_type, max_retries, timeout_s, service, concurrency, paused, max_running,
-       max_running_per_group, updated_at, updated_by
+       max_running_per_group, updated_at, updated_by, callback_url
   FROM vq.job_queue_config WHERE job_type = $1 FOR UPDATE;
 
 -- record_config_change --
