@@ -8,47 +8,20 @@ from __future__ import annotations
 import hashlib
 import hmac
 import json
-import os
 import subprocess
-import sys
-from collections.abc import AsyncIterator, Iterator
-from itertools import count
+from collections.abc import AsyncIterator
 from pathlib import Path
 
 import pytest
 from support.alert_receivers import HttpReceiver, http_receiver
 from support.helpers import eventually
+from support.worker_processes import start_worker, worker_env
 
 from vq_core.models import NewJob
 from vq_core.store import Store
 
 pytestmark = pytest.mark.slow
-PLUGINS = str(Path(__file__).resolve().parents[1] / "support" / "plugins")
 SECRET = "e2e-callback-secret"
-_counter = count()
-
-
-def start_worker(env: dict[str, str], *plugins: str) -> subprocess.Popen[bytes]:
-    logs = Path(env["VQ_DATA_DIR"]).parent / "logs"
-    logs.mkdir(exist_ok=True)
-    args = ["worker", *(a for p in plugins for a in ("--plugin", p))]
-    with (logs / f"worker-{next(_counter)}.log").open("wb") as out:
-        return subprocess.Popen(
-            [sys.executable, "-m", "vq_core.cli", *args],
-            env=env,
-            stdout=subprocess.DEVNULL,
-            stderr=out,
-        )
-
-
-@pytest.fixture
-def procs() -> Iterator[list[subprocess.Popen[bytes]]]:
-    started: list[subprocess.Popen[bytes]] = []
-    yield started
-    for p in started:
-        if p.poll() is None:
-            p.kill()
-        p.wait(timeout=30)
 
 
 @pytest.fixture
@@ -64,19 +37,16 @@ async def test_a_worker_killed_after_its_completion_commit_still_gets_the_callba
     procs: list[subprocess.Popen[bytes]],
     receiver: HttpReceiver,
 ) -> None:
-    env = dict(os.environ)
-    env.update(
-        VQ_DATABASE_URL=dsn,
-        VQ_DATA_DIR=str(tmp_path / "data"),
-        VQ_POLL_INTERVAL="0.5",
-        VQ_HEARTBEAT_INTERVAL="0.5",
+    env = worker_env(
+        dsn,
+        tmp_path,
         VQ_CALLBACKS__SECRET=SECRET,
         VQ_CALLBACKS__ALLOWED_ORIGINS=json.dumps([receiver.url]),
         VQ_CALLBACKS__INTERVAL="0.5",
-        PYTHONPATH=os.pathsep.join([PLUGINS, env.get("PYTHONPATH", "")]),
     )
     doomed = start_worker(
-        {**env, "VQ_TEST_KILL_AFTER_COMPLETE": "1"}, "slow_plugin", "kill_after_complete_plugin"
+        {**env, "VQ_TEST_KILL_AFTER_COMPLETE": "1"},
+        *("--plugin", "slow_plugin", "--plugin", "kill_after_complete_plugin"),
     )
     procs.append(doomed)
 
@@ -94,7 +64,7 @@ async def test_a_worker_killed_after_its_completion_commit_still_gets_the_callba
     [pending] = await store.job_callbacks(job.id)
     assert pending.state == "pending" and pending.attempt_log == []
 
-    rescuer = start_worker(env, "slow_plugin")
+    rescuer = start_worker(env, "--plugin", "slow_plugin")
     procs.append(rescuer)
 
     async def delivered() -> bool:

@@ -9,25 +9,20 @@ and checks the cap while its leases run out and are recovered.
 from __future__ import annotations
 
 import asyncio
-import os
 import signal
 import subprocess
-import sys
 import time
-from collections.abc import Iterator
-from itertools import count
 from pathlib import Path
 
 import pytest
 from support.helpers import eventually
+from support.worker_processes import start_worker, worker_env, worker_logs
 
 from vq_core.models import Actor, NewJob, Priority
 from vq_core.store import Store
 from vq_core.validation import QueueConfigPatch
 
 pytestmark = pytest.mark.slow
-PLUGINS = str(Path(__file__).resolve().parents[1] / "support" / "plugins")
-_counter = count()
 CAP = 4
 WORKERS = 5
 JOBS = 40
@@ -38,50 +33,15 @@ RUNNING = "SELECT count(*) FROM vq.jobs WHERE status = 'running' AND job_type = 
 COMPLETED = "SELECT count(*) FROM vq.jobs WHERE status = 'completed' AND job_type = 'slow'"
 
 
-def worker_env(dsn: str, tmp_path: Path, **extra: str) -> dict[str, str]:
-    env = dict(os.environ)
-    env.update(
-        VQ_DATABASE_URL=dsn,
-        VQ_DATA_DIR=str(tmp_path / "data"),
-        VQ_POLL_INTERVAL="0.5",
-        VQ_LEASE_RECOVERY_INTERVAL="0.5",
-        VQ_HEARTBEAT_INTERVAL="0.5",
-        # Every other claim oldest first, over jobs of mixed priorities: workers then
-        # want different jobs at once, and no row lock serialises them, only the cap.
-        VQ_CLAIM_OLDEST_EVERY="2",
-        PYTHONPATH=os.pathsep.join([PLUGINS, env.get("PYTHONPATH", "")]),
-    )
-    env.update(extra)
-    return env
+def limit_env(dsn: str, tmp_path: Path, **extra: str) -> dict[str, str]:
+    # Every other claim oldest first, over jobs of mixed priorities: workers then
+    # want different jobs at once, and no row lock serialises them, only the cap.
+    return worker_env(dsn, tmp_path, VQ_CLAIM_OLDEST_EVERY="2", **extra)
 
 
-def start_worker(env: dict[str, str]) -> subprocess.Popen[bytes]:
-    """A `vq worker` serving the test plugin's ``slow`` type, ten jobs at a time, its log
-    in a file beside its data dir (read on failure)."""
-    logs = Path(env["VQ_DATA_DIR"]).parent / "logs"
-    logs.mkdir(exist_ok=True)
-    args = ["worker", "--plugin", "slow_plugin", "--concurrency", "10"]
-    with (logs / f"worker-{next(_counter)}.log").open("wb") as out:
-        return subprocess.Popen(
-            [sys.executable, "-m", "vq_core.cli", *args],
-            env=env,
-            stdout=subprocess.DEVNULL,
-            stderr=out,
-        )
-
-
-def worker_logs(tmp_path: Path) -> str:
-    return "\n".join(p.read_text() for p in sorted((tmp_path / "logs").glob("*.log")))
-
-
-@pytest.fixture
-def procs() -> Iterator[list[subprocess.Popen[bytes]]]:
-    started: list[subprocess.Popen[bytes]] = []
-    yield started
-    for p in started:
-        if p.poll() is None:
-            p.kill()
-        p.wait(timeout=30)
+def start_slow_worker(env: dict[str, str]) -> subprocess.Popen[bytes]:
+    """A `vq worker` serving the test plugin's ``slow`` type, ten jobs at a time."""
+    return start_worker(env, "--plugin", "slow_plugin", "--concurrency", "10")
 
 
 async def sample_until_done(store: Store, n: int, timeout: float) -> list[int]:
@@ -100,7 +60,7 @@ async def sample_until_done(store: Store, n: int, timeout: float) -> list[int]:
 async def start_workers(
     store: Store, env: dict[str, str], procs: list[subprocess.Popen[bytes]], n: int
 ) -> None:
-    procs += [start_worker(env) for _ in range(n)]
+    procs += [start_slow_worker(env) for _ in range(n)]
 
     async def all_registered() -> bool:
         return len(await store.list_workers()) >= n
@@ -112,7 +72,7 @@ async def test_cap_of_4_over_5_worker_processes_is_never_exceeded(
     store: Store, dsn: str, tmp_path: Path, procs: list[subprocess.Popen[bytes]]
 ) -> None:
     await store.update_queue_config("slow", QueueConfigPatch(max_running=CAP), OPERATOR, 600.0)
-    env = worker_env(dsn, tmp_path, VQ_TEST_SLOW_SECONDS="0.3")
+    env = limit_env(dsn, tmp_path, VQ_TEST_SLOW_SECONDS="0.3")
     # Every worker is up before the jobs arrive, so all five compete for every slot.
     await start_workers(store, env, procs, WORKERS)
     await store.enqueue_many(
@@ -145,8 +105,8 @@ async def test_cap_holds_while_a_killed_workers_leases_are_recovered(
     )
     # One worker takes every slot and dies holding them: its jobs stay "running" until
     # their leases expire, and must still count against the cap until recovered.
-    doomed = start_worker(
-        worker_env(dsn, tmp_path, VQ_TEST_SLOW_SECONDS="3600", VQ_LEASE_SECONDS="2")
+    doomed = start_slow_worker(
+        limit_env(dsn, tmp_path, VQ_TEST_SLOW_SECONDS="3600", VQ_LEASE_SECONDS="2")
     )
     procs.append(doomed)
 
@@ -159,8 +119,8 @@ async def test_cap_holds_while_a_killed_workers_leases_are_recovered(
     await store.enqueue_many(
         [NewJob("slow", {"i": i}, priority=PRIORITIES[i % 4]) for i in range(CAP, JOBS)]
     )
-    env = worker_env(dsn, tmp_path, VQ_TEST_SLOW_SECONDS="0.3")
-    procs += [start_worker(env) for _ in range(WORKERS - 1)]
+    env = limit_env(dsn, tmp_path, VQ_TEST_SLOW_SECONDS="0.3")
+    procs += [start_slow_worker(env) for _ in range(WORKERS - 1)]
 
     samples = await sample_until_done(store, JOBS, timeout=120)
 

@@ -2,64 +2,18 @@
 
 from __future__ import annotations
 
-import os
 import signal
 import subprocess
-import sys
-from collections.abc import Iterator
-from itertools import count
 from pathlib import Path
 
 import pytest
 from support.helpers import eventually
+from support.worker_processes import start_worker, worker_env, worker_logs
 
 from vq_core.models import NewJob
 from vq_core.store import Store
 
 pytestmark = pytest.mark.slow
-PLUGINS = str(Path(__file__).resolve().parents[1] / "support" / "plugins")
-_counter = count()
-
-
-def worker_env(dsn: str, tmp_path: Path, **extra: str) -> dict[str, str]:
-    env = dict(os.environ)
-    env.update(
-        VQ_DATABASE_URL=dsn,
-        VQ_DATA_DIR=str(tmp_path / "data"),
-        VQ_POLL_INTERVAL="0.5",
-        VQ_LEASE_RECOVERY_INTERVAL="0.5",
-        VQ_HEARTBEAT_INTERVAL="0.5",
-        PYTHONPATH=os.pathsep.join([PLUGINS, env.get("PYTHONPATH", "")]),
-    )
-    env.update(extra)
-    return env
-
-
-def start_worker(env: dict[str, str], *args: str) -> subprocess.Popen[bytes]:
-    """A `vq worker` whose log goes to a file beside its data dir (read on failure)."""
-    logs = Path(env["VQ_DATA_DIR"]).parent / "logs"
-    logs.mkdir(exist_ok=True)
-    with (logs / f"worker-{next(_counter)}.log").open("wb") as out:
-        return subprocess.Popen(
-            [sys.executable, "-m", "vq_core.cli", "worker", "--plugin", "slow_plugin", *args],
-            env=env,
-            stdout=subprocess.DEVNULL,
-            stderr=out,
-        )
-
-
-def worker_logs(tmp_path: Path) -> str:
-    return "\n".join(p.read_text() for p in sorted((tmp_path / "logs").glob("*.log")))
-
-
-@pytest.fixture
-def procs() -> Iterator[list[subprocess.Popen[bytes]]]:
-    started: list[subprocess.Popen[bytes]] = []
-    yield started
-    for p in started:
-        if p.poll() is None:
-            p.kill()
-        p.wait(timeout=30)
 
 
 async def test_several_workers_execute_each_job_exactly_once(
@@ -67,7 +21,7 @@ async def test_several_workers_execute_each_job_exactly_once(
 ) -> None:
     n = 3000
     env = worker_env(dsn, tmp_path)
-    procs += [start_worker(env, "--concurrency", "20") for _ in range(3)]
+    procs += [start_worker(env, "--plugin", "slow_plugin", "--concurrency", "20") for _ in range(3)]
     await store.enqueue_many([NewJob("noop", {"i": i}) for i in range(n)])
 
     async def all_done() -> bool:
@@ -99,7 +53,9 @@ async def test_killed_worker_jobs_run_again_after_lease_expiry(
 ) -> None:
     ids = [r.id for r in await store.enqueue_many([NewJob("slow") for _ in range(3)])]
     doomed = start_worker(
-        worker_env(dsn, tmp_path, VQ_TEST_SLOW_SECONDS="3600", VQ_LEASE_SECONDS="2")
+        worker_env(dsn, tmp_path, VQ_TEST_SLOW_SECONDS="3600", VQ_LEASE_SECONDS="2"),
+        "--plugin",
+        "slow_plugin",
     )
     procs.append(doomed)
 
@@ -111,7 +67,9 @@ async def test_killed_worker_jobs_run_again_after_lease_expiry(
     await eventually(all_running, timeout=30)
     doomed.send_signal(signal.SIGKILL)
     doomed.wait(timeout=10)
-    procs.append(start_worker(worker_env(dsn, tmp_path, VQ_TEST_SLOW_SECONDS="0")))
+    procs.append(
+        start_worker(worker_env(dsn, tmp_path, VQ_TEST_SLOW_SECONDS="0"), "--plugin", "slow_plugin")
+    )
 
     async def all_completed() -> bool:
         return (
