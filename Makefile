@@ -7,7 +7,7 @@ BIN := $(VENV)/bin
 STAMP := $(VENV)/.installed
 PYTEST_WORKERS ?= 2
 
-.PHONY: run test lint unit integration e2e browser contract load bench clean
+.PHONY: run test lint unit integration e2e browser contract load bench clean debs chromium
 
 $(STAMP): pyproject.toml
 	@test -x $(BIN)/python || $(PYTHON) -m venv $(VENV)
@@ -47,15 +47,24 @@ browser: $(STAMP) chromium
 contract: $(STAMP)
 	$(BIN)/python -m pytest contract_tests
 
-# Browser tests need Debian's Chromium and ChromeDriver (browsers cannot be downloaded).
-chromium:
-	@if ! command -v chromium >/dev/null || ! command -v chromedriver >/dev/null; then \
+# Tests need Debian's Chromium and ChromeDriver (browsers cannot be downloaded), and
+# Prometheus (promtool and a real server) and PgBouncer for the deployment tests.
+# Each is installed only when its command is missing.
+DEBS := chromium:chromium chromedriver:chromium-driver promtool:prometheus prometheus:prometheus \
+	pgbouncer:pgbouncer
+debs:
+	@missing=""; for pair in $(DEBS); do \
+	  command -v "$${pair%%:*}" >/dev/null || missing="$$missing $${pair#*:}"; \
+	done; \
+	if [ -n "$$missing" ]; then \
 	  if [ "$$(id -u)" = 0 ]; then \
-	    (apt-get update -qq && DEBIAN_FRONTEND=noninteractive apt-get install -y -qq chromium chromium-driver) >/dev/null; \
+	    (apt-get update -qq && DEBIAN_FRONTEND=noninteractive apt-get install -y -qq $$missing) >/dev/null; \
 	  else \
-	    echo "chromium and chromium-driver are missing: sudo apt-get install -y chromium chromium-driver" >&2; exit 1; \
+	    echo "missing Debian packages:$$missing (sudo apt-get install -y$$missing)" >&2; exit 1; \
 	  fi; \
 	fi
+
+chromium: debs
 
 bench: $(STAMP)
 	$(BIN)/python load/bench_queue.py
