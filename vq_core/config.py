@@ -15,6 +15,7 @@ from pydantic import (
     NonNegativeInt,
     ValidationError,
     field_validator,
+    model_validator,
 )
 from pydantic_settings import (
     BaseSettings,
@@ -122,6 +123,16 @@ class Settings(BaseSettings):
     database_url: str | None = Field(
         default=None, description="PostgreSQL DSN; unset means the embedded server"
     )
+    listen_database_url: str | None = Field(
+        default=None,
+        description="a direct PostgreSQL DSN for LISTEN and migrations, past the pooler that "
+        "database_url names; unset: database_url",
+    )
+    database_pooler: Literal["none", "pgbouncer"] = Field(
+        default="none",
+        description="pgbouncer: database_url is PgBouncer in transaction mode, so no "
+        "prepared statement is kept across transactions",
+    )
     data_dir: Path = Field(default_factory=default_data_dir)
     pool_min_size: int = Field(default=2, ge=1)
     pool_max_size: int = Field(default=10, ge=1)
@@ -199,12 +210,26 @@ class Settings(BaseSettings):
     log_json: bool = False
     log_level: str = "INFO"
 
-    @field_validator("database_url")
+    @field_validator("database_url", "listen_database_url")
     @classmethod
     def _dsn_scheme(cls, value: str | None) -> str | None:
         if value is not None and not value.startswith(("postgresql://", "postgres://")):
             raise ValueError("must start with postgresql:// or postgres://")
         return value or None
+
+    @model_validator(mode="after")
+    def _pooler_needs_direct_url(self) -> Settings:
+        # LISTEN through a transaction pooler succeeds and then hears nothing, and the
+        # migrations' session lock would be taken and released on different server
+        # connections: both need the direct URL, and a silent fallback would hide it.
+        if self.listen_database_url and not self.database_url:
+            raise ValueError("listen_database_url: set database_url too")
+        if self.database_pooler != "none" and not (self.database_url and self.listen_database_url):
+            raise ValueError(
+                "database_pooler: set database_url (the pooler) and listen_database_url "
+                "(a direct connection, for LISTEN and migrations)"
+            )
+        return self
 
     @field_validator("video_origins")
     @classmethod

@@ -61,6 +61,7 @@ class QueueCollector(Collector):
         yield from _job_gauges(snap.stats)
         yield from _rate_gauges(snap.stats)
         yield from _fleet_gauges(snap.workers, snap.services)
+        yield from _worker_gauges(snap.workers)
         yield from _alert_gauges(snap.firing)
         yield from _type_gauges(snap.queues)
 
@@ -120,6 +121,28 @@ def _fleet_gauges(workers: list[WorkerInfo], services: list[dict[str, Any]]) -> 
     for row in services:
         up.add_metric([row["service"]], 1.0 if row["healthy"] else 0.0)
     yield up
+
+
+def _worker_gauges(workers: list[WorkerInfo]) -> Iterator[Metric]:
+    # Per worker, so that Alertmanager rules can name the worker in trouble (the
+    # vq_queue_workers counts cannot). A worker's series ends when it deregisters or
+    # is pruned, which resolves its alerts.
+    labels = ["worker_id", "hostname"]
+    failures = GaugeMetricFamily(
+        "vq_worker_consecutive_failures",
+        "Attempts in a row that failed through a worker or service fault (a success resets).",
+        labels=labels,
+    )
+    stale = GaugeMetricFamily(
+        "vq_worker_stale",
+        "1 when a worker sent no heartbeat within its lease, else 0.",
+        labels=labels,
+    )
+    for w in workers:
+        failures.add_metric([w.id, w.hostname], w.consecutive_failures)
+        stale.add_metric([w.id, w.hostname], 1.0 if w.stale else 0.0)
+    yield failures
+    yield stale
 
 
 def _alert_gauges(firing: dict[str, int]) -> Iterator[Metric]:

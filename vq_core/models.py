@@ -83,6 +83,9 @@ class NewJob:
     group_key: str | None = None
     #: Where the outcome is POSTed when the job ends; ``None``: the type's default, if any.
     callback_url: str | None = None
+    #: The W3C trace context of the submission (``{"traceparent": ..., "tracestate": ...}``)
+    #: when traces are on (``vq_core.tracing``); ``None`` otherwise.
+    trace_context: dict[str, str] | None = None
 
 
 @dataclass(frozen=True)
@@ -116,6 +119,8 @@ class Job:
     service: str | None = None
     #: Where the outcome is POSTed when the job ends (the type's default copied in).
     callback_url: str | None = None
+    #: The W3C trace context its submission was traced in (``None``: traces were off).
+    trace_context: dict[str, str] | None = None
 
     def to_dict(self) -> dict[str, Any]:
         """A JSON-ready view, as the API and ``--json`` print it."""
@@ -166,6 +171,8 @@ class ClaimedJob:
     retry_count: int
     max_retries: int
     created_at: datetime
+    #: The submission's W3C trace context, which the worker's spans continue.
+    trace_context: dict[str, str] | None = None
 
 
 @dataclass(frozen=True)

@@ -11,11 +11,12 @@ from collections.abc import AsyncIterator, Coroutine, Iterable
 from dataclasses import dataclass
 from typing import Any, TypeVar
 
-from vq_core import db
+from vq_core import db, tracing
 from vq_core.config import ConfigError, Settings
 from vq_core.db import migrations
 from vq_core.db.embedded import EmbeddedError, hold_embedded
 from vq_core.plugins import PluginManager, collect_services, make_plugin_manager
+from vq_core.redact import redact_urls
 from vq_core.store import Store
 from vq_core.web_server import WebServer
 from vq_core.worker.process import Worker
@@ -39,6 +40,8 @@ class Runtime:
     #: Event-loop time by which the pool must be closed when the runtime ends (a
     #: worker's shutdown deadline); None: ``shutdown_db_timeout`` from then.
     close_by: float | None = None
+    #: Where LISTEN connects: ``listen_database_url`` past a pooler, else ``dsn``.
+    listen_dsn: str = ""
 
 
 @contextlib.asynccontextmanager
@@ -47,8 +50,11 @@ async def open_runtime(
 ) -> AsyncIterator[Runtime]:
     """Connect (starting the embedded server if needed), optionally migrate, load plugins."""
     pm = make_plugin_manager(settings, plugins)
+    # Traces when the otel extra is installed and OTEL_* ask for them; nil cost otherwise.
+    tracing.configure_from_env()
     try:
         dsn = await db.resolve_dsn(settings)
+        listen_dsn = await db.resolve_listen_dsn(settings)
     except EmbeddedError as exc:
         raise DatabaseUnavailable(str(exc)) from None
     options = db.connect_options(settings)
@@ -56,7 +62,10 @@ async def open_runtime(
         if migrate:
             # No statement timeout: building an index on a large table may rightly
             # take longer than any statement of the running queue.
-            conn = await db.connect(dsn, dataclasses.replace(options, statement_timeout=None))
+            # Over the direct URL: the migrations' session lock needs one server session.
+            conn = await db.connect(
+                listen_dsn, dataclasses.replace(options, statement_timeout=None)
+            )
             try:
                 applied = await migrations.migrate(conn)
             finally:
@@ -68,7 +77,7 @@ async def open_runtime(
         reason = str(exc) or f"no answer within {settings.db_connect_timeout:g}s"
         raise DatabaseUnavailable(f"cannot use the database: {reason}") from None
     store = Store(pool, settings.default_max_retries)
-    runtime = Runtime(settings, dsn, store, pm)
+    runtime = Runtime(settings, dsn, store, pm, listen_dsn=listen_dsn)
     try:
         yield runtime
     finally:
@@ -146,20 +155,26 @@ async def serve(
     web: bool,
     migrate: bool,
     stop: asyncio.Event | None = None,
+    work: bool = True,
 ) -> None:
-    """Run a worker (and, for ``vq run``, the web server) until stopped."""
+    """Run a worker (and, for ``vq run``, the web server) until stopped; ``work=False``
+    runs the web server alone (``vq run --no-worker``, web processes behind a load
+    balancer while ``vq worker`` processes do the renders)."""
     stop = stop or asyncio.Event()
     install_signal_handlers(stop)
     async with _hold_database(settings), open_runtime(settings, plugins, migrate=migrate) as rt:
         await require_migrated(rt)
-        services = collect_services(rt.pm, settings)
-        if not services:
+        print_data_locations(settings, rt.dsn)
+        services = collect_services(rt.pm, settings) if work else {}
+        if work and not services:
             raise ConfigError("no video service is registered; check your plugins")
         # The web server binds its port now, before the worker starts: a busy port ends
         # start-up with one line instead of a worker left running without its page.
         server = _web_server(rt, settings) if web else None
-        worker = Worker(rt.store, settings, rt.pm, services, rt.dsn)
-        tasks = [asyncio.create_task(worker.run(stop), name="vq-worker")]
+        if not work and server is None:
+            raise ConfigError("--no-worker needs the admin page (pip install 'vq[ui]')")
+        worker = Worker(rt.store, settings, rt.pm, services, rt.listen_dsn) if work else None
+        tasks = [asyncio.create_task(worker.run(stop), name="vq-worker")] if worker else []
         if server is not None:
             tasks.append(asyncio.create_task(server.serve(stop), name="vq-web"))
             print(f"vq admin page: {server.url}/queue", flush=True)
@@ -168,7 +183,21 @@ async def serve(
         finally:
             stop.set()
             await asyncio.gather(*tasks, return_exceptions=True)
-            rt.close_by = worker.shutdown_deadline
+            if worker is not None:
+                rt.close_by = worker.shutdown_deadline
+
+
+def print_data_locations(settings: Settings, dsn: str) -> None:
+    """Say where this process keeps its data: the data directory, the database (the
+    embedded server's pgdata and DSN, with its socket directory) and rendered media."""
+    data_dir = settings.data_dir.expanduser().resolve()
+    if settings.database_url:
+        database = redact_urls(dsn)  # a configured URL may carry a password
+    else:
+        database = f"embedded PostgreSQL in {data_dir / 'pgdata'} ({dsn})"
+    print(f"vq data: {data_dir}", flush=True)
+    print(f"vq database: {database}", flush=True)
+    print(f"vq media: {settings.resolved_media_dir.expanduser().resolve()}", flush=True)
 
 
 def _web_server(rt: Runtime, settings: Settings) -> WebServer | None:

@@ -21,6 +21,7 @@ import uuid
 from collections.abc import Iterator
 from pathlib import Path
 
+import psutil
 import pytest
 from support.embedded import (
     postmaster_pid,
@@ -73,6 +74,27 @@ def _assert_clean(output: str) -> None:
     assert "Traceback" not in output, output
 
 
+def _assert_says_where_its_data_lives(output: str, data_dir: Path) -> None:
+    """vq run prints its data directory, the embedded server's pgdata and DSN, its media."""
+    data_dir = data_dir.resolve()
+    pgdata = data_dir / "pgdata"
+    assert f"vq data: {data_dir}\n" in output, output
+    # The data directory here is short enough for the socket to live in pgdata itself.
+    dsn = f"postgresql://postgres@/vq?host={pgdata}&port=5432"
+    assert f"vq database: embedded PostgreSQL in {pgdata} ({dsn})\n" in output, output
+    assert f"vq media: {data_dir / 'media'}\n" in output, output
+
+
+def _processes_naming(data_dir: Path) -> list[psutil.Process]:
+    """Live processes whose command line names ``data_dir`` (or a path under it)."""
+    found = []
+    for proc in psutil.process_iter(attrs=("cmdline", "status")):
+        cmdline = " ".join(proc.info["cmdline"] or [])
+        if str(data_dir) in cmdline and proc.info["status"] != psutil.STATUS_ZOMBIE:
+            found.append(proc)
+    return found
+
+
 @pytest.mark.parametrize("sig", [signal.SIGINT, signal.SIGTERM], ids=["SIGINT", "SIGTERM"])
 def test_vq_run_stops_its_embedded_server_on_a_signal(
     embedded_tmp: Path, sig: signal.Signals
@@ -81,12 +103,18 @@ def test_vq_run_stops_its_embedded_server_on_a_signal(
     port, log = free_port(), embedded_tmp / "vq-run.log"
     with _vq_run(data_dir, port, log) as run:
         wait_ready(f"http://127.0.0.1:{port}/api/v1/readyz", run, log, timeout=120)
+        _assert_says_where_its_data_lives(log.read_text(), data_dir)
         pid = postmaster_pid(data_dir / "pgdata")
+        # The postmaster's children too (checkpointer, walwriter, the pool's backends).
+        children = [p.pid for p in psutil.Process(pid).children(recursive=True)]
+        assert children
         run.send_signal(sig)
         assert run.wait(90) == 0, log.read_text()
         # Checked before _vq_run's clean-up stops whatever is left.
         assert wait_gone(pid), f"PostgreSQL {pid} outlived vq run: {log.read_text()}"
+        assert [c for c in children if not wait_gone(c)] == []
         assert wait_no_postgres(data_dir / "pgdata") == []
+        assert _processes_naming(data_dir) == []
         assert not (data_dir / "pgdata" / "postmaster.pid").exists()
     _assert_clean(log.read_text())
 

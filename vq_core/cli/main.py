@@ -7,13 +7,14 @@ Plugins add commands through the ``vq_add_commands`` hook.
 from __future__ import annotations
 
 import dataclasses
+import os
 import sys
 from collections.abc import Callable
 from typing import Any
 
 import click
 
-from vq_core import __version__, db
+from vq_core import __version__, db, tracing
 from vq_core.cli.alerts import alerts
 from vq_core.cli.common import (
     UsageProblem,
@@ -24,6 +25,7 @@ from vq_core.cli.common import (
     settings_from,
     with_runtime,
 )
+from vq_core.cli.db_commands import db_group
 from vq_core.cli.import_jobs import import_jobs
 from vq_core.cli.jobs import jobs
 from vq_core.cli.output import print_stats
@@ -65,6 +67,7 @@ cli.add_command(types_group)
 cli.add_command(services_group)
 cli.add_command(workers)
 cli.add_command(import_jobs)
+cli.add_command(db_group)
 
 
 # -- running --------------------------------------------------------------------------
@@ -82,6 +85,9 @@ def _run_options(func: Callable[..., Any]) -> Callable[..., Any]:
 @click.option("--host", help="Admin page host (default 127.0.0.1).")
 @click.option("--port", type=click.IntRange(0, 65535), help="Admin page port (default 8080).")
 @click.option("--no-web", is_flag=True, help="Do not serve the admin page and API.")
+@click.option(
+    "--no-worker", is_flag=True, help="Serve the admin page and API only (web processes)."
+)
 def run(
     plugins: tuple[str, ...],
     concurrency: int | None,
@@ -89,11 +95,14 @@ def run(
     host: str | None,
     port: int | None,
     no_web: bool,
+    no_worker: bool,
 ) -> None:
     """Migrate, then run a worker, the scheduler and the admin page."""
+    if no_web and no_worker:
+        raise UsageProblem("--no-web and --no-worker leave nothing to run")
     settings = settings_from(concurrency=concurrency, log_json=log_json, host=host, port=port)
     setup_logging(settings.log_level, settings.log_json)
-    async_command(serve)(settings, plugins, web=not no_web, migrate=True)
+    async_command(serve)(settings, plugins, web=not no_web, migrate=True, work=not no_worker)
 
 
 @cli.command()
@@ -113,7 +122,8 @@ async def migrate(as_json: bool) -> None:
     settings = settings_from()
     from vq_core.db import migrations
 
-    dsn = await db.resolve_dsn(settings)
+    # The direct URL past a pooler: the migrations' session lock needs one server session.
+    dsn = await db.resolve_listen_dsn(settings)
     # The connect timeout and keepalives of every vq connection, but no statement
     # timeout: an index build on a large table may rightly take longer (as in vq run).
     options = dataclasses.replace(db.connect_options(settings), statement_timeout=None)
@@ -186,7 +196,13 @@ async def submit(
     if new_job.callback_url is not None:
         origins = settings_from().callbacks.allowed_origins
         check_callback_url(new_job.callback_url, origins, "--callback-url")
-    result = await with_runtime(lambda rt: rt.store.enqueue(new_job))
+    # Traces on: a vq.submit span, continuing TRACEPARENT when a traced script sets it.
+    parent = {k.lower(): os.environ[k] for k in ("TRACEPARENT", "TRACESTATE") if k in os.environ}
+    [result] = await with_runtime(
+        lambda rt: tracing.submit(
+            [new_job], rt.store.enqueue_many, via="cli", headers=parent or None
+        )
+    )
     if as_json:
         emit_json({"id": str(result.id), "created": result.created})
     else:

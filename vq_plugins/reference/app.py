@@ -186,6 +186,8 @@ async def _serve(request: Request, kind: str, model: type[BaseModel], work: Work
     entry: dict[str, Any] = {
         "at": time.time(), "method": request.method, "path": request.url.path,
         "idempotency_key": request.headers.get("idempotency-key"),
+        # The caller's trace context, so a test sees vq's traces reach the services.
+        "traceparent": request.headers.get("traceparent"),
     }
     state.log.append(entry)
     try:

@@ -28,7 +28,7 @@ from urllib.parse import urlsplit
 import httpx
 from pydantic import BaseModel, ConfigDict, Field, ValidationError, field_validator, model_validator
 
-from vq_core import hookimpl
+from vq_core import hookimpl, tracing
 from vq_core.config import ConfigError
 from vq_core.errors import ServiceError
 from vq_core.models import ClaimedJob, ErrorCategory
@@ -201,11 +201,15 @@ async def post_json(
     url_field: str | None = "video_url",
 ) -> dict[str, Any]:
     """POST ``body`` as JSON and return the checked JSON object of a 2xx answer.
+    With traces on, the request carries the current span's ``traceparent``, so the
+    service's own traces join the job's.
 
     :raises ServiceError: every failure, categorised (see the module docstring).
     """
+    sent = dict(headers or {})
+    tracing.inject(sent)
     try:
-        response = await client.post(url, json=dict(body), headers=dict(headers or {}))
+        response = await client.post(url, json=dict(body), headers=sent)
     except httpx.HTTPError as exc:
         raise error_from_exception(exc, service=service, call=call) from exc
     return json_object(response, service=service, call=call, url_field=url_field)

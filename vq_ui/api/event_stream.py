@@ -68,7 +68,8 @@ def install(app: FastAPI, settings: Settings, store: Store) -> EventHub:
     hub at shutdown."""
 
     async def dsn() -> str:
-        return await db.resolve_dsn(settings)
+        # LISTEN goes direct: past a transaction pooler it would hear nothing.
+        return await db.resolve_listen_dsn(settings)
 
     hub = EventHub(store, dsn, options=db.connect_options(settings))
     app.state.vq_event_hub = hub

@@ -19,7 +19,7 @@ from fastapi import APIRouter, Body, Depends, Header, HTTPException, Query, Requ
 from fastapi.responses import JSONResponse
 from pydantic import AwareDatetime
 
-from vq_core import db
+from vq_core import db, tracing
 from vq_core.errors import InvalidInput
 from vq_core.metrics import render_metrics
 from vq_core.models import Actor as ActionBy
@@ -104,7 +104,9 @@ async def submit_jobs(
             raise InvalidInput("Idempotency-Key: differs from the body's idempotency_key")
         jobs = [_with_header_key(body.to_new_job(), idempotency_key, "")]
     _check_callbacks(request, jobs, isinstance(body, list))
-    answers = await store.enqueue_many(jobs)
+    # Traces on: a vq.submit span (continuing the caller's traceparent) whose context
+    # the jobs carry to the worker; a plain enqueue otherwise.
+    answers = await tracing.submit(jobs, store.enqueue_many, via="api", headers=request.headers)
     if not any(a.created for a in answers):
         response.status_code = 200
     # read_token: lets a page without an account watch this job's event stream.

@@ -9,22 +9,23 @@
 -- Insert a batch without idempotency keys, log 'created', return the new ids in input order.
 -- A job without a callback URL gets its type's default (vq.job_queue_config.callback_url).
 -- The batch arrives as one JSON array ($1): one parameter to encode instead of one
--- array per column, which halves the client's work on large batches.
+-- array per column, which halves the client's work on large batches. A job's
+-- trace_context key is there only when traces are on (a missing key reads as NULL).
 WITH input AS MATERIALIZED (
     SELECT vq.uuid_v7() AS id, t.*
       FROM ROWS FROM (jsonb_to_recordset($1::jsonb)
                       AS (job_type text, priority smallint, payload jsonb,
                           run_at timestamptz, max_retries integer, group_key text,
-                          callback_url text))
+                          callback_url text, trace_context jsonb))
            WITH ORDINALITY AS t(job_type, priority, payload, run_at, max_retries, group_key,
-                                callback_url, ord)
+                                callback_url, trace_context, ord)
 ),
 inserted AS (
     INSERT INTO vq.jobs (id, job_type, priority, payload, run_at, max_retries, group_key,
-                         callback_url)
+                         callback_url, trace_context)
     SELECT i.id, i.job_type, i.priority, coalesce(i.payload, '{}'::jsonb),
            coalesce(i.run_at, now()), coalesce(i.max_retries, c.max_retries, $2::integer),
-           i.group_key, coalesce(i.callback_url, c.callback_url)
+           i.group_key, coalesce(i.callback_url, c.callback_url), i.trace_context
       FROM input i
       LEFT JOIN vq.job_queue_config c ON c.job_type = i.job_type
      ORDER BY i.ord
@@ -40,19 +41,20 @@ SELECT id FROM input ORDER BY ord;
 -- Insert a batch, skip idempotency-key duplicates, log 'created'. MATERIALIZED: each
 -- row's id is made once, so the inserted rows can be matched back to the input.
 -- A job without a callback URL gets its type's default ($9: the jobs' own).
+-- $10: the jobs' trace contexts, or NULL when traces are off (unnest pads it with NULLs).
 WITH input AS MATERIALIZED (
     SELECT vq.uuid_v7() AS id, t.*
       FROM unnest($1::text[], $2::smallint[], $3::jsonb[], $4::timestamptz[],
-                  $5::integer[], $6::text[], $8::text[], $9::text[])
+                  $5::integer[], $6::text[], $8::text[], $9::text[], $10::jsonb[])
            WITH ORDINALITY AS t(job_type, priority, payload, run_at, max_retries,
-                                idempotency_key, group_key, callback_url, ord)
+                                idempotency_key, group_key, callback_url, trace_context, ord)
 ),
 inserted AS (
     INSERT INTO vq.jobs (id, job_type, priority, payload, run_at, max_retries, idempotency_key,
-                         group_key, callback_url)
+                         group_key, callback_url, trace_context)
     SELECT i.id, i.job_type, i.priority, i.payload, coalesce(i.run_at, now()),
            coalesce(i.max_retries, c.max_retries, $7::integer), i.idempotency_key, i.group_key,
-           coalesce(i.callback_url, c.callback_url)
+           coalesce(i.callback_url, c.callback_url), i.trace_context
       FROM input i
       LEFT JOIN vq.job_queue_config c ON c.job_type = i.job_type
      ORDER BY i.ord
@@ -112,7 +114,7 @@ claimed AS (
                 LIMIT $4
                   FOR UPDATE SKIP LOCKED))
     RETURNING j.id, j.job_type, j.priority, j.payload, j.retry_count, j.max_retries,
-              j.created_at
+              j.created_at, j.trace_context
 ),
 events AS (
     INSERT INTO vq.job_events (job_id, event, worker_id)
@@ -199,7 +201,7 @@ claimed AS (
       FROM chosen c
      WHERE j.id = c.id AND j.status = 'queued'
     RETURNING j.id, j.job_type, j.priority, j.payload, j.retry_count, j.max_retries,
-              j.created_at
+              j.created_at, j.trace_context
 ),
 events AS (
     INSERT INTO vq.job_events (job_id, event, worker_id)

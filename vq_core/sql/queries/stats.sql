@@ -8,11 +8,17 @@
 SELECT status::text AS status, job_type, priority, count(*) AS n
   FROM vq.jobs GROUP BY status, job_type, priority;
 
+-- ready_depth --
+-- Jobs ready to run now: the vq_queue_depth gauge, and the very query KEDA scales workers
+-- on (deploy/kubernetes/keda.yaml holds a copy that tests/deploy/test_kubernetes.py
+-- keeps equal to this one). One integer; jobs_ready_idx answers it.
+SELECT count(*) FROM vq.jobs WHERE status = 'queued' AND run_at <= now();
+
 -- queue_depth --
--- Jobs ready to run now, jobs scheduled for later, and how long the longest-waiting ready
+-- Jobs queued at all, jobs scheduled for later, and how long the longest-waiting ready
 -- job has been ready (a job scheduled for later is not waiting: it is not counted).
-SELECT count(*) FILTER (WHERE run_at <= now()) AS ready,
-       count(*) AS queued,
+-- The ready count itself is ready_depth's.
+SELECT count(*) AS queued,
        count(*) FILTER (WHERE run_at > now()) AS scheduled,
        min(run_at) FILTER (WHERE run_at > now()) AS next_run_at,
        extract(epoch FROM now() - min(run_at) FILTER (WHERE run_at <= now()))::float8
