@@ -69,6 +69,7 @@ chromium: debs
 bench: $(STAMP)
 	$(BIN)/python load/bench_queue.py
 	$(BIN)/python load/bench_claim.py
+	$(BIN)/python load/bench_cli.py
 
 clean:
 	rm -rf $(VENV) .tox .mypy_cache .ruff_cache

@@ -6,7 +6,6 @@ import os
 from pathlib import Path
 from typing import Any, Literal
 
-import httpx
 import platformdirs
 from pydantic import (
     BaseModel,
@@ -52,6 +51,8 @@ def parse_origins(value: list[str]) -> list[str]:
                 f"{entry!r} is not an origin like http://127.0.0.1:8080 ({exc})"
             ) from None
         # Scheme, host and port only: a path would suggest a check that is not made.
+        import httpx  # here, not at the top: see vq_core.video_service.url_origin
+
         url = httpx.URL(entry)
         if url.path not in ("", "/") or url.query or url.fragment or url.userinfo:
             raise ValueError(f"{entry!r}: give only scheme, host and port, as in {origin}")
@@ -205,7 +206,9 @@ class Settings(BaseSettings):
     alerts: AlertSettings = Field(default_factory=AlertSettings)
     callbacks: CallbackSettings = Field(default_factory=CallbackSettings)
     event_loop: Literal["auto", "asyncio", "uvloop"] = Field(
-        default="auto", description="auto: uvloop when installed (vq[all]), else asyncio"
+        default="auto",
+        description="auto: uvloop for vq run and vq worker when installed (vq[all]), "
+        "else asyncio; one-shot commands run on asyncio",
     )
     log_json: bool = False
     log_level: str = "INFO"

@@ -8,8 +8,8 @@ import dataclasses
 import logging
 import signal
 from collections.abc import AsyncIterator, Coroutine, Iterable
-from dataclasses import dataclass
-from typing import Any, TypeVar
+from dataclasses import dataclass, field
+from typing import TYPE_CHECKING, Any, TypeVar
 
 from vq_core import db, tracing
 from vq_core.config import ConfigError, Settings
@@ -18,8 +18,11 @@ from vq_core.db.embedded import EmbeddedError, hold_embedded
 from vq_core.plugins import PluginManager, collect_services, make_plugin_manager
 from vq_core.redact import redact_urls
 from vq_core.store import Store
-from vq_core.web_server import WebServer
-from vq_core.worker.process import Worker
+
+# The worker (and its scheduler, alert engine and HTTP client) is imported by serve():
+# a command that only uses the store (``vq stats``) loads none of it.
+if TYPE_CHECKING:
+    from vq_core.web_server import WebServer
 
 log = logging.getLogger("vq")
 T = TypeVar("T")
@@ -36,20 +39,44 @@ class Runtime:
     settings: Settings
     dsn: str
     store: Store
-    pm: PluginManager
+    #: Plugin modules named beyond the entry points (``--plugin``), for :attr:`pm`.
+    plugins: tuple[str, ...] = ()
     #: Event-loop time by which the pool must be closed when the runtime ends (a
     #: worker's shutdown deadline); None: ``shutdown_db_timeout`` from then.
     close_by: float | None = None
     #: Where LISTEN connects: ``listen_database_url`` past a pooler, else ``dsn``.
     listen_dsn: str = ""
+    _pm: PluginManager | None = field(default=None, repr=False)
+
+    @property
+    def pm(self) -> PluginManager:
+        """The plugin manager, built on first use: commands that only use the store
+        never import a plugin.
+
+        :raises ConfigError: a named plugin cannot be imported or implements an unknown hook.
+        """
+        if self._pm is None:
+            self._pm = make_plugin_manager(self.settings, self.plugins)
+        return self._pm
 
 
 @contextlib.asynccontextmanager
 async def open_runtime(
-    settings: Settings, plugins: Iterable[str] = (), migrate: bool = False
+    settings: Settings,
+    plugins: Iterable[str] = (),
+    migrate: bool = False,
+    *,
+    load_plugins: bool = True,
+    pool_min_size: int | None = None,
 ) -> AsyncIterator[Runtime]:
-    """Connect (starting the embedded server if needed), optionally migrate, load plugins."""
-    pm = make_plugin_manager(settings, plugins)
+    """Connect (starting the embedded server if needed), optionally migrate, load plugins.
+
+    ``load_plugins=False`` leaves them to the first use of :attr:`Runtime.pm`;
+    ``pool_min_size`` overrides the setting (a one-shot command needs one connection).
+    """
+    plugins = tuple(plugins)
+    # Loaded before connecting when asked: a bad plugin is reported first.
+    pm = make_plugin_manager(settings, plugins) if load_plugins else None
     # Traces when the otel extra is installed and OTEL_* ask for them; nil cost otherwise.
     tracing.configure_from_env()
     try:
@@ -72,12 +99,13 @@ async def open_runtime(
                 await conn.close()
             for m in applied:
                 log.info("applied migration %04d_%s", m.version, m.name)
-        pool = await db.create_pool(dsn, settings.pool_min_size, settings.pool_max_size, options)
+        min_size = min(pool_min_size or settings.pool_min_size, settings.pool_max_size)
+        pool = await db.create_pool(dsn, min_size, settings.pool_max_size, options)
     except db.CONNECT_ERRORS as exc:
         reason = str(exc) or f"no answer within {settings.db_connect_timeout:g}s"
         raise DatabaseUnavailable(f"cannot use the database: {reason}") from None
     store = Store(pool, settings.default_max_retries)
-    runtime = Runtime(settings, dsn, store, pm, listen_dsn=listen_dsn)
+    runtime = Runtime(settings, dsn, store, plugins, listen_dsn=listen_dsn, _pm=pm)
     try:
         yield runtime
     finally:
@@ -160,6 +188,8 @@ async def serve(
     """Run a worker (and, for ``vq run``, the web server) until stopped; ``work=False``
     runs the web server alone (``vq run --no-worker``, web processes behind a load
     balancer while ``vq worker`` processes do the renders)."""
+    from vq_core.worker.process import Worker
+
     stop = stop or asyncio.Event()
     install_signal_handlers(stop)
     async with _hold_database(settings), open_runtime(settings, plugins, migrate=migrate) as rt:

@@ -28,7 +28,6 @@ from collections.abc import Collection, Iterator, Mapping
 from datetime import UTC, datetime
 from typing import Annotated, Any, Literal
 
-import httpx
 from pydantic import (
     BaseModel,
     ConfigDict,
@@ -284,6 +283,8 @@ def check_callback_url(
         origin = url_origin(url)
     except ValueError as exc:
         raise InvalidInput(f"{field}: {exc}") from None
+    import httpx  # imported by url_origin; here, not at the top, for the same reason
+
     if httpx.URL(url).userinfo:
         raise InvalidInput(f"{field}: may not carry credentials (user:password@)")
     if httpx.URL(url).port == 0:

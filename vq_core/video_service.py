@@ -3,11 +3,14 @@
 from __future__ import annotations
 
 from collections.abc import Awaitable, Callable, Iterable, Sequence
-from typing import Any, Protocol, runtime_checkable
-
-import httpx
+from typing import TYPE_CHECKING, Any, Protocol, runtime_checkable
 
 from vq_core.models import ClaimedJob
+
+# httpx is imported where a URL is read: importing it (and the rich console its own
+# command line brings) would cost every ``vq`` command a tenth of a second.
+if TYPE_CHECKING:
+    import httpx
 
 # progress(percent 0..100, stage) -> awaitable; the worker stores it on the job.
 ProgressCallback = Callable[[float, str], Awaitable[None]]
@@ -65,6 +68,8 @@ def url_origin(url: str | httpx.URL) -> str:
 
     :raises ValueError: not an absolute http(s) URL with a host and a valid port.
     """
+    import httpx
+
     try:
         parsed = httpx.URL(url)
     except httpx.InvalidURL as exc:

@@ -32,13 +32,20 @@ class UsageProblem(click.ClickException):
     exit_code = 2
 
 
-def async_command(func: Callable[P, Coroutine[Any, Any, T]]) -> Callable[P, T]:
-    """Run an async click command, turning known errors into clean exits."""
+def async_command(
+    func: Callable[P, Coroutine[Any, Any, T]], *, service: bool = False
+) -> Callable[P, T]:
+    """Run an async click command, turning known errors into clean exits.
+
+    ``service=True`` for the long-running processes (``vq run``, ``vq worker``): the
+    ``auto`` event loop is uvloop there; a one-shot command runs on asyncio, as uvloop's
+    import would cost it more than the loop saves in a few queries.
+    """
 
     @functools.wraps(func)
     def wrapper(*args: P.args, **kwargs: P.kwargs) -> T:
         try:
-            return run_coroutine(func(*args, **kwargs), _event_loop())
+            return run_coroutine(func(*args, **kwargs), _event_loop(service))
         except (ConfigError, InvalidInput, InvalidTransition) as exc:
             raise UsageProblem(str(exc)) from None
         except JobNotFound as exc:
@@ -52,12 +59,13 @@ def async_command(func: Callable[P, Coroutine[Any, Any, T]]) -> Callable[P, T]:
     return wrapper
 
 
-def _event_loop() -> str:
+def _event_loop(service: bool) -> str:
     """The configured event loop; bad configuration is reported by the command itself."""
     try:
-        return load_settings().event_loop
+        loop = load_settings().event_loop
     except ConfigError:
         return "asyncio"
+    return loop if service or loop != "auto" else "asyncio"
 
 
 def settings_from(**overrides: Any) -> Settings:
@@ -77,8 +85,12 @@ def job_id_arg(value: str) -> uuid.UUID:
 
 
 async def with_runtime(fn: Callable[[Runtime], Awaitable[T]], **overrides: Any) -> T:
-    """Run ``fn`` with a connected runtime (no migrations, no worker)."""
-    async with open_runtime(settings_from(**overrides)) as rt:
+    """Run ``fn`` with a connected runtime (no migrations, no worker).
+
+    A command is one short conversation: its pool opens one connection (more only if
+    ``fn`` runs queries side by side), and plugins load only if ``fn`` uses ``rt.pm``.
+    """
+    async with open_runtime(settings_from(**overrides), load_plugins=False, pool_min_size=1) as rt:
         return await fn(rt)
 
 

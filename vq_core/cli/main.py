@@ -7,6 +7,7 @@ Plugins add commands through the ``vq_add_commands`` hook.
 from __future__ import annotations
 
 import dataclasses
+import importlib
 import os
 import sys
 from collections.abc import Callable
@@ -15,7 +16,6 @@ from typing import Any
 import click
 
 from vq_core import __version__, db, tracing
-from vq_core.cli.alerts import alerts
 from vq_core.cli.common import (
     UsageProblem,
     async_command,
@@ -25,12 +25,7 @@ from vq_core.cli.common import (
     settings_from,
     with_runtime,
 )
-from vq_core.cli.db_commands import db_group
-from vq_core.cli.import_jobs import import_jobs
-from vq_core.cli.jobs import jobs
 from vq_core.cli.output import print_stats
-from vq_core.cli.types import services_group, types_group
-from vq_core.cli.workers import workers
 from vq_core.config import ConfigError, Settings, load_settings
 from vq_core.logs import setup_logging
 from vq_core.models import Priority
@@ -38,36 +33,96 @@ from vq_core.plugins import collect_services, make_plugin_manager
 from vq_core.runtime import DatabaseUnavailable, Runtime, serve
 from vq_core.validation import check_callback_url, parse_job_request, parse_payload
 
+# vq's own command groups, by name, imported when named: ``vq submit`` does not pay for
+# the alert engine's imports, nor ``vq stats`` for the backup's.
+_CORE_GROUPS = {
+    "jobs": "vq_core.cli.jobs:jobs",
+    "alerts": "vq_core.cli.alerts:alerts",
+    "types": "vq_core.cli.types:types_group",
+    "services": "vq_core.cli.types:services_group",
+    "workers": "vq_core.cli.workers:workers",
+    "import": "vq_core.cli.import_jobs:import_jobs",
+    "db": "vq_core.cli.db_commands:db_group",
+}
+
 
 class _RootGroup(click.Group):
     """The ``vq`` group. A plugin's group named like one of vq's own (the reference
     services' ``vq services serve``) adds its commands to it instead of replacing it;
-    on a clash of command names, vq's own command stays."""
+    on a clash of command names, the command added first (vq's own) stays."""
+
+    def _own(self, name: str) -> click.Command | None:
+        """The command ``name`` as added so far, importing vq's own group on first use."""
+        if name not in self.commands and name in _CORE_GROUPS:
+            module, attr = _CORE_GROUPS[name].split(":")
+            super().add_command(getattr(importlib.import_module(module), attr), name)
+        return self.commands.get(name)
 
     def add_command(self, cmd: click.Command, name: str | None = None) -> None:
         name = name or cmd.name
-        existing = self.commands.get(name) if name else None
+        existing = self._own(name) if name else None
         if isinstance(existing, click.Group) and isinstance(cmd, click.Group):
             if existing is not cmd:
                 for sub_name, sub in cmd.commands.items():
                     existing.commands.setdefault(sub_name, sub)
             return
+        if existing is not None:
+            return
         super().add_command(cmd, name)
+
+    # Plugins' commands are added on first need, not at start-up: loading every entry
+    # point (the web stack's among them) would cost vq's own commands more than their
+    # work. A plugin cannot replace vq's own command, so a core command named in full
+    # runs the same without them.
+    _plugins_added = False
+
+    def add_plugin_commands(self) -> None:
+        """Let every plugin add its commands (once per process)."""
+        if self._plugins_added:
+            return
+        self._plugins_added = True
+        try:
+            pm = make_plugin_manager(load_settings())
+        except ConfigError:
+            # The command itself reports bad configuration; plugins' commands need defaults only.
+            pm = make_plugin_manager(Settings.model_construct())
+        pm.hook.vq_add_commands(cli=self)
+
+    def list_commands(self, ctx: click.Context) -> list[str]:
+        # Help and completion list every command.
+        for name in _CORE_GROUPS:
+            self._own(name)
+        self.add_plugin_commands()
+        return super().list_commands(ctx)
+
+    def get_command(self, ctx: click.Context, cmd_name: str) -> click.Command | None:
+        self._own(cmd_name)
+        return super().get_command(ctx, cmd_name)
+
+    def resolve_command(
+        self, ctx: click.Context, args: list[str]
+    ) -> tuple[str | None, click.Command | None, list[str]]:
+        if self._needs_plugins(args):
+            self.add_plugin_commands()
+        return super().resolve_command(ctx, args)
+
+    def _needs_plugins(self, args: list[str]) -> bool:
+        """Whether ``args`` may name a plugin's command: not one of vq's own, or a group of
+        vq's own (which plugins may extend, as ``vq services serve``) without one of its
+        own subcommands named."""
+        cmd = self._own(args[0]) if args else None
+        if cmd is None:
+            return True
+        if isinstance(cmd, click.Group):
+            sub = next((a for a in args[1:] if not a.startswith("-")), None)
+            return sub is None or sub not in cmd.commands
+        return False
 
 
 @click.group(cls=_RootGroup)
 @click.version_option(__version__, prog_name="vq")
 def cli() -> None:
     """vq: a PostgreSQL-backed job queue for video generation."""
-
-
-cli.add_command(jobs)
-cli.add_command(alerts)
-cli.add_command(types_group)
-cli.add_command(services_group)
-cli.add_command(workers)
-cli.add_command(import_jobs)
-cli.add_command(db_group)
 
 
 # -- running --------------------------------------------------------------------------
@@ -102,7 +157,9 @@ def run(
         raise UsageProblem("--no-web and --no-worker leave nothing to run")
     settings = settings_from(concurrency=concurrency, log_json=log_json, host=host, port=port)
     setup_logging(settings.log_level, settings.log_json)
-    async_command(serve)(settings, plugins, web=not no_web, migrate=True, work=not no_worker)
+    async_command(serve, service=True)(
+        settings, plugins, web=not no_web, migrate=True, work=not no_worker
+    )
 
 
 @cli.command()
@@ -111,7 +168,7 @@ def worker(plugins: tuple[str, ...], concurrency: int | None, log_json: bool | N
     """Run a worker only (scale-out); the database must already be migrated."""
     settings = settings_from(concurrency=concurrency, log_json=log_json)
     setup_logging(settings.log_level, settings.log_json)
-    async_command(serve)(settings, plugins, web=False, migrate=False)
+    async_command(serve, service=True)(settings, plugins, web=False, migrate=False)
 
 
 @cli.command()
@@ -276,13 +333,7 @@ def plugins(plugins: tuple[str, ...], as_json: bool) -> None:
 
 
 def main() -> None:
-    """Entry point of the ``vq`` script: let plugins add commands, then run."""
-    try:
-        pm = make_plugin_manager(load_settings())
-    except ConfigError:
-        # The command itself reports bad configuration; plugins' commands need defaults only.
-        pm = make_plugin_manager(Settings.model_construct())
-    pm.hook.vq_add_commands(cli=cli)
+    """Entry point of the ``vq`` script; plugins add their commands when one may be named."""
     cli(prog_name="vq")
 
 

@@ -1,0 +1,115 @@
+"""`vq submit`, `vq jobs show` and `vq stats` never import the web stack, nor any plugin:
+each runs as a real process against a real database, and reports at exit which of those
+packages it loaded. (Their speed is load/bench_cli.py's, measured as ratios.)"""
+
+from __future__ import annotations
+
+import json
+import os
+import subprocess
+import sys
+from pathlib import Path
+
+import pytest
+
+WEB_STACK = {"nicegui", "fastapi", "starlette", "uvicorn"}
+# Where plugins' commands and hooks live: loaded only for a command that may be theirs.
+PLUGINS = {"vq_ui", "vq_plugins"}
+
+# The vq script's entry point, with a report of the top-level packages loaded when the
+# process ends (after click's own exit). PROBE_PREIMPORT loads a package first, to show
+# that the report sees what is loaded.
+_PROBE = """
+import atexit, json, os, sys
+
+for name in os.environ.get("PROBE_PREIMPORT", "").split():
+    __import__(name)
+
+def _report():
+    with open(os.environ["PROBE_OUT"], "w") as out:
+        json.dump(sorted({m.split(".")[0] for m in sys.modules}), out)
+
+atexit.register(_report)
+sys.argv = ["vq", *sys.argv[1:]]
+from vq_core.cli.main import main
+main()
+"""
+
+
+def run_vq(
+    dsn: str, tmp_path: Path, *args: str, preimport: str = ""
+) -> tuple[subprocess.CompletedProcess[str], set[str]]:
+    """Run ``vq ARGS`` in a process of its own: the process and the packages it loaded."""
+    out = tmp_path / f"modules-{len(list(tmp_path.iterdir()))}.json"
+    env = dict(
+        os.environ,
+        VQ_DATABASE_URL=dsn,
+        VQ_DATA_DIR=str(tmp_path),
+        PROBE_OUT=str(out),
+        PROBE_PREIMPORT=preimport,
+    )
+    proc = subprocess.run(
+        [sys.executable, "-c", _PROBE, *args],
+        env=env,
+        capture_output=True,
+        text=True,
+        timeout=60,
+    )
+    return proc, set(json.loads(out.read_text()))
+
+
+@pytest.fixture
+def job_id(dsn: str, tmp_path: Path) -> str:
+    proc, _ = run_vq(dsn, tmp_path, "submit", "doubt", "--payload", '{"question": "why?"}')
+    assert proc.returncode == 0, proc.stderr
+    return proc.stdout.split()[0]
+
+
+@pytest.mark.parametrize(
+    "args",
+    [
+        ("submit", "doubt", "--payload", '{"question": "why is the sky blue?"}'),
+        ("submit", "doubt", "--json"),
+        ("jobs", "show", "JOB_ID"),
+        ("jobs", "show", "JOB_ID", "--json"),
+        ("stats",),
+        ("stats", "--json"),
+    ],
+    ids=" ".join,
+)
+def test_the_quick_commands_load_neither_the_web_stack_nor_plugins(
+    dsn: str, tmp_path: Path, job_id: str, args: tuple[str, ...]
+) -> None:
+    proc, loaded = run_vq(dsn, tmp_path, *(job_id if a == "JOB_ID" else a for a in args))
+    assert proc.returncode == 0, proc.stderr
+    assert proc.stdout.strip()  # it did its work: an id, a job or the counts
+    assert not loaded & WEB_STACK, f"vq {' '.join(args)} imported {sorted(loaded & WEB_STACK)}"
+    assert not loaded & PLUGINS, f"vq {' '.join(args)} loaded plugins {sorted(loaded & PLUGINS)}"
+
+
+def test_the_report_sees_the_web_stack_when_it_is_loaded(dsn: str, tmp_path: Path) -> None:
+    # The same probe, with starlette imported first: the check above can fail.
+    proc, loaded = run_vq(dsn, tmp_path, "stats", preimport="starlette")
+    assert proc.returncode == 0, proc.stderr
+    assert "starlette" in loaded
+
+
+def test_help_still_lists_the_plugins_commands(dsn: str, tmp_path: Path) -> None:
+    proc, loaded = run_vq(dsn, tmp_path, "--help")
+    assert proc.returncode == 0, proc.stderr
+    listed = {line.split()[0] for line in proc.stdout.splitlines() if line.startswith("  ")}
+    # vq's own, and the ui plugin's (users, tokens, e2e)
+    assert {"submit", "stats", "jobs", "alerts", "db", "users", "tokens", "e2e"} <= listed
+    assert loaded >= PLUGINS
+
+
+def test_a_plugins_subcommand_of_a_core_group_is_found(dsn: str, tmp_path: Path) -> None:
+    # `vq services serve` comes from the reference services plugin, inside vq's own group.
+    proc, _ = run_vq(dsn, tmp_path, "services", "serve", "--help")
+    assert proc.returncode == 0, proc.stderr
+    assert "Usage: vq services serve" in proc.stdout
+    proc, _ = run_vq(dsn, tmp_path, "services", "--help")
+    assert proc.returncode == 0, proc.stderr
+    assert {"list", "set", "serve"} <= {
+        line.split()[0] for line in proc.stdout.splitlines() if line.startswith("  ")
+    }
