@@ -92,6 +92,20 @@ def stat(driver: WebDriver, key: str) -> str:
     return driver.find_element(By.CSS_SELECTOR, f"[data-stat={key}]").text
 
 
+def text_of(driver: WebDriver, selector: str) -> str:
+    """The text of an element the page's refresh may re-render meanwhile: read again
+    when the element found was replaced before its text could be read."""
+
+    def read(d: WebDriver) -> str | None:
+        try:
+            return d.find_element(By.CSS_SELECTOR, selector).text or None
+        except StaleElementReferenceException:
+            return None
+
+    text: str = wait(driver).until(read)
+    return text
+
+
 def shown_job_ids(driver: WebDriver) -> set[str]:
     """Ids of the rows the job table shows now."""
     spans = driver.find_elements(By.CSS_SELECTOR, "[data-panel=jobs] span[data-job-id]")

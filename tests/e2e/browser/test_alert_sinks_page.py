@@ -17,7 +17,7 @@ import pytest
 from selenium.webdriver.common.by import By
 from selenium.webdriver.remote.webdriver import WebDriver
 from selenium.webdriver.support import expected_conditions as ec
-from support.admin_browser import WebApp, click, log_in, screenshot, wait
+from support.admin_browser import WebApp, click, log_in, screenshot, text_of, wait
 from support.alert_receivers import http_receiver
 from support.helpers import eventually
 
@@ -114,7 +114,7 @@ async def test_viewer_sees_no_sink_controls_nor_targets(
         ec.text_to_be_present_in_element((By.CSS_SELECTOR, PANEL), "ops-hook")
     )
     assert panel
-    text = driver.find_element(By.CSS_SELECTOR, PANEL).text
+    text = text_of(driver, PANEL)
     assert "webhook" in text and "hooks/private" not in text
     assert not any(e.is_displayed() for e in driver.find_elements(By.CSS_SELECTOR, WARNING))
     for action in ("sink-add", "sink-test", "sink-remove", "sink-add-save"):

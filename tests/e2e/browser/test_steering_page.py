@@ -75,8 +75,7 @@ async def test_operator_pauses_resumes_and_edits_a_type(
     )
     # The refresh re-renders the row, so the text is waited for, not an element kept.
     wait(driver).until(_text_is("[data-type-problem=diagram]", "manim is unhealthy"))
-    problem = driver.find_element(By.CSS_SELECTOR, "[data-type-problem=diagram]").text
-    assert "its jobs wait" in problem
+    wait(driver).until(_text_is("[data-type-problem=diagram]", "its jobs wait"))
     assert not driver.find_elements(By.CSS_SELECTOR, "[data-type-problem=doubt]")
 
     click(driver, _type_button("type-pause", "doubt"))
