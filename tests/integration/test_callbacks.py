@@ -105,28 +105,18 @@ async def receiver() -> AsyncIterator[CallbackReceiver]:
 
 
 @pytest.fixture
-def settings(dsn: str, tmp_path: Path, receiver: CallbackReceiver) -> Settings:
+def settings(settings: Settings, receiver: CallbackReceiver) -> Settings:
     """The suite's fast settings, with callbacks allowed to the receiver only."""
-    return Settings(
-        database_url=dsn,
-        data_dir=tmp_path / "data",
-        poll_interval=0.5,
-        lease_seconds=5,
-        lease_recovery_interval=0.5,
-        heartbeat_interval=0.5,
-        shutdown_grace=5,
-        retry_base_delay=0.05,
-        retry_max_delay=0.5,
-        callbacks=CallbackSettings(
-            secret=SECRET,
-            allowed_origins=[receiver.origin],
-            backoff=0.05,
-            max_backoff=0.2,
-            max_attempts=5,
-            timeout=2,
-            interval=0.5,
-        ),
+    callbacks = CallbackSettings(
+        secret=SECRET,
+        allowed_origins=[receiver.origin],
+        backoff=0.05,
+        max_backoff=0.2,
+        max_attempts=5,
+        timeout=2,
+        interval=0.5,
     )
+    return settings.model_copy(update={"callbacks": callbacks})
 
 
 def verify_signature(secret: str, headers: dict[str, str], body: bytes) -> bool:
