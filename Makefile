@@ -5,9 +5,11 @@ PYTHON ?= python3
 VENV := .venv
 BIN := $(VENV)/bin
 STAMP := $(VENV)/.installed
+MANIM_STAMP := $(VENV)/.manim
 PYTEST_WORKERS ?= 2
 
-.PHONY: run test lint unit integration e2e browser contract load bench clean debs chromium
+.PHONY: run test lint unit integration e2e browser contract load bench clean debs chromium \
+	manim cairo-debs
 
 $(STAMP): pyproject.toml
 	@test -x $(BIN)/python || $(PYTHON) -m venv $(VENV)
@@ -22,7 +24,7 @@ run: $(STAMP)
 ## test: set up and run every check: lint, types, layers, unit, integration, contract, browser, e2e
 # Screenshots of the admin page go to test-artifacts/ here; `tox -e browser` renews
 # the ones in docs/screenshots.
-test: $(STAMP) chromium lint
+test: $(STAMP) chromium manim lint
 	VQ_SCREENSHOT_DIR=$(CURDIR)/test-artifacts/screenshots \
 	  $(BIN)/python -m pytest -n $(PYTEST_WORKERS) tests contract_tests
 
@@ -65,6 +67,27 @@ debs:
 	fi
 
 chromium: debs
+
+# Manim CE for the reference Manim service: pycairo and ManimPango build against Debian's
+# Pango and Cairo headers, found through pkg-config (the libraries have no command to
+# look for). `make run` does not need them: without Manim that service renders with PyAV.
+CAIRO_DEBS := libpango1.0-dev libcairo2-dev pkg-config
+cairo-debs:
+	@if ! pkg-config --exists pangocairo cairo 2>/dev/null; then \
+	  if [ "$$(id -u)" = 0 ]; then \
+	    (apt-get update -qq && DEBIAN_FRONTEND=noninteractive apt-get install -y -qq $(CAIRO_DEBS)) >/dev/null; \
+	  else \
+	    echo "missing Debian packages: $(CAIRO_DEBS) (sudo apt-get install -y $(CAIRO_DEBS))" >&2; exit 1; \
+	  fi; \
+	fi
+
+# Order-only on cairo-debs: checked every time, reinstalled only when the venv changed.
+$(MANIM_STAMP): $(STAMP) | cairo-debs
+	$(BIN)/python -m pip install --quiet -e '.[dev,manim]'
+	@touch $(MANIM_STAMP)
+
+## manim: the manim extra in .venv (as root, also the Debian packages it builds with)
+manim: $(MANIM_STAMP)
 
 bench: $(STAMP)
 	$(BIN)/python load/bench_queue.py

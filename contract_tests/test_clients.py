@@ -52,7 +52,9 @@ async def call_manim(base: str, client: httpx.AsyncClient, invalid: bool) -> dic
 
 
 async def call_revideo(base: str, client: httpx.AsyncClient, invalid: bool) -> dict[str, Any]:
-    body = compose_body(validate_payload({"question": "What is a noun?"}, service="t"), None)
+    payload = {"question": "What is a noun?", "voice": "female", "speed": 1.25,
+               "explanation": "A noun names a person, a place or a thing."}
+    body = compose_body(validate_payload(payload, service="t"), None)
     if invalid:
         body = {**body, "segments": []}
     return await RevideoClient(base, client).compose(body, key=f"{JOB_ID}:compose")
@@ -70,11 +72,14 @@ CALLS: dict[str, Callable[[str, httpx.AsyncClient, bool], Any]] = {
 @pytest.mark.parametrize("scenario", list(SCENARIOS))
 @pytest.mark.parametrize("service", SERVICES)
 async def test_client_contract(
-    service: str, scenario: str, cassette_vcr: Any, base_url: Any
+    service: str, scenario: str, cassette_vcr: Any, base_url: Any, recording: bool
 ) -> None:
     fault, category, status = SCENARIOS[scenario]
     headers = {"X-Api-Key": API_KEY, **({"X-Fault": fault} if fault else {})}
     base = base_url(service, scenario)
+    if recording:
+        # vcrpy's record mode "all" appends to a cassette; a re-recording replaces it.
+        (CASSETTES / service / f"{scenario}.yaml").unlink(missing_ok=True)
     with cassette_vcr.use_cassette(f"{service}/{scenario}.yaml"):
         async with httpx.AsyncClient(headers=headers, timeout=60) as client:
             if category is None:
@@ -83,6 +88,9 @@ async def test_client_contract(
                 if service == "orchestrator":
                     assert isinstance(result["thumbnail_url"], str)
                     assert isinstance(result["duration"], float)
+                if service in ("orchestrator", "revideo"):
+                    # Narrated videos come with their captions (docs/services.md).
+                    assert is_http_url(result["captions_url"])
                 return
             with pytest.raises(ServiceError) as info:
                 await CALLS[service](base, client, scenario == "invalid_input")

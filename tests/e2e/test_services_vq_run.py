@@ -14,7 +14,9 @@ import sys
 import uuid
 from pathlib import Path
 
+import av
 import pytest
+import webvtt
 from support.helpers import eventually
 from support.processes import free_port, wait_ready
 from support.services import download
@@ -70,9 +72,18 @@ async def test_submitted_doubt_on_a_fresh_vq_run_plays(
         assert job.status is JobStatus.COMPLETED, job.error
         assert job.result is not None
         assert job.result["video_url"] == f"http://127.0.0.1:{port}/media/{job_id}.mp4"
-        codec, duration = probe(await download(job.result["video_url"], tmp_path / "got.mp4"))
+        video = await download(job.result["video_url"], tmp_path / "got.mp4")
+        codec, duration = probe(video)
         assert codec == "h264"
         assert duration == pytest.approx(60.0, abs=0.2)  # the contract's default length
+        # The new user's first video speaks the question and is captioned beside it.
+        with av.open(str(video)) as container:
+            assert [s.codec_context.name for s in container.streams.audio] == ["aac"]
+        assert job.result["narrated"] is True
+        assert job.result["captions_url"] == f"http://127.0.0.1:{port}/media/{job_id}.vtt"
+        captions = await download(job.result["captions_url"], tmp_path / "got.vtt")
+        cues = webvtt.read(str(captions))
+        assert " ".join(c.text for c in cues).startswith("Why does ice float on water?")
     finally:
         run.send_signal(signal.SIGTERM)
         code = run.wait(30)

@@ -19,7 +19,11 @@ from vq_plugins.reference.app import RenderOptions
 from vq_plugins.reference.reference_services import ReferenceServer, start_reference_server
 
 # Small frames at a low rate: a five-second render costs a fraction of a CPU second.
-TINY = RenderOptions(width=160, height=96, fps=8, clip_seconds=2.0, max_length=30.0)
+# Manim is off here: each Manim clip costs a ~3 s subprocess, and the tests of the real
+# Manim renderer (tests/e2e/test_manim_reference.py) set their own options.
+TINY = RenderOptions(
+    width=160, height=96, fps=8, clip_seconds=2.0, max_length=30.0, manim=False
+)
 
 
 @contextmanager

@@ -138,3 +138,18 @@ def test_worker_and_service_rows() -> None:
         now,
     )
     assert (down["state"], down["job_types"]) == ("down", "diagram")
+
+
+def test_render_origin_labels_stand_in_renders_only() -> None:
+    local = fmt.render_origin({"video_url": "/media/a.mp4", "service": "local"})
+    assert local is not None and "local renderer" in local and "not a production" in local
+    reference = fmt.render_origin(
+        {"service": "manim_revideo", "reference": True, "renderer": "manim",
+         "fallback": "Manim is not installed"}
+    )
+    assert reference is not None
+    assert "reference services (manim)" in reference and "Manim is not installed" in reference
+    # A production service's video carries no warning, nor does a truthy non-boolean flag.
+    assert fmt.render_origin({"service": "orchestrator", "video_url": "/x.mp4"}) is None
+    assert fmt.render_origin({"service": "orchestrator", "reference": "yes"}) is None
+    assert fmt.render_origin(None) is None

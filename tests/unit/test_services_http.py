@@ -45,7 +45,7 @@ async def test_success_returns_video_fields_and_sends_idempotency_key(
     reference: ReferenceServer,
 ) -> None:
     service = OrchestratorService(reference.url, job_types=("doubt",))
-    job = claimed({**QUESTION, "style": "brief", "voice": "calm"})
+    job = claimed({**QUESTION, "style": "brief", "voice": "female"})
     progress = ProgressLog()
     try:
         result = await service.render(job, progress)
@@ -259,3 +259,26 @@ def test_registered_only_with_a_base_url(tmp_path: Path) -> None:
                 },
             )
         )
+
+
+def test_video_result_keeps_what_made_the_video_when_well_typed() -> None:
+    data = {
+        "video_url": "http://127.0.0.1:9/media/a.mp4",
+        "captions_url": "http://127.0.0.1:9/media/a.vtt",
+        "renderer": "  manim ",
+        "reference": True,
+        "narrated": False,
+        "fallback": "x" * 500,
+    }
+    result = orchestrator.video_result(data, "orchestrator")
+    assert result["captions_url"] == data["captions_url"]
+    assert result["renderer"] == "manim"
+    assert result["reference"] is True and result["narrated"] is False
+    assert len(result["fallback"]) == orchestrator.MAX_NOTE_CHARS
+    # Wrong types are dropped, never copied into the job's result.
+    odd = orchestrator.video_result(
+        {"video_url": data["video_url"], "captions_url": "javascript:x", "reference": "yes",
+         "renderer": 3},
+        "orchestrator",
+    )
+    assert set(odd) == {"video_url", "service"}

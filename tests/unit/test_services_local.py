@@ -48,6 +48,9 @@ async def test_renders_a_playable_h264_video(media_server: ReferenceServer, tmp_
     assert result["video_url"] == f"{media_server.url}/media/{job.id}.mp4"
     assert result["thumbnail_url"] == f"{media_server.url}/media/{job.id}.jpg"
     assert result["duration"] == pytest.approx(6.0, abs=0.15)
+    assert result["narrated"] is True and result["renderer"] == "local"
+    assert result["scene_type"] == "steps"  # a "why" question
+    assert result["captions_url"] == f"{media_server.url}/media/{job.id}.vtt"
     # The renderer declares the origin its URLs use, so the worker's default allows them.
     await verify_video(result["video_url"], origins=declared_video_origins([service]))
     codec, duration = probe(await download(result["video_url"], tmp_path / "got.mp4"))

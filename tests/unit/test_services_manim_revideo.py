@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import json
 from collections.abc import Iterator
 from pathlib import Path
 
@@ -85,10 +86,44 @@ async def test_animated_doubt_goes_through_manim_then_revideo(
     assert reference.requests()[0]["idempotency_key"] == f"{job.id}:manim"
     await verify_video(result["video_url"], origins=declared_video_origins([service]))
     codec, duration = probe(await download(result["video_url"], tmp_path / "v.mp4"))
-    # intro 5 + the 2 s clip + narration (min 2 s) + outro 3
+    # intro 5 + the 2 s clip with the question said over it (shorter than 2 s) + outro 3
     assert codec == "h264"
-    assert duration == pytest.approx(12.0, abs=0.2)
+    assert duration == pytest.approx(10.0, abs=0.2)
     assert result["duration"] == pytest.approx(duration, abs=0.2)
+    # The result says what made the video: stand-in services, the clip's renderer and why.
+    assert result["reference"] is True and result["narrated"] is True
+    assert result["captions_url"].endswith(".vtt")
+    assert (result["manim_renderer"], result["scene_type"]) == ("pyav", "plot")
+    assert result["fallback"] == "Manim is turned off"
+
+
+@pytest.mark.parametrize(
+    ("question", "scene_type"),
+    [
+        ("How do I plot y = x^2?", "plot"),
+        ("Why is the sky blue?", "steps"),
+        ("Rayleigh scattering", "diagram"),
+    ],
+)
+async def test_manim_is_asked_for_the_scene_the_question_wants(
+    reference: ReferenceServer, question: str, scene_type: str
+) -> None:
+    sent: list[dict[str, object]] = []
+
+    async def record(request: httpx.Request) -> None:
+        sent.append(json.loads(request.content))
+
+    # missing_url answers right after validation: the body is checked, nothing rendered.
+    client = faulty_client("missing_url")
+    client.event_hooks["request"] = [record]
+    service = service_for(reference, client=client)
+    try:
+        with pytest.raises(ServiceError):
+            await service.render(claimed({"question": question, "animate": True}), ProgressLog())
+    finally:
+        await service.aclose()
+    assert sent == [{"scene_type": scene_type, "content": question, "style": "detailed"}]
+    assert reference.requests("/manim/render")[0]["status"] == 200
 
 
 async def test_plain_doubt_skips_manim(reference: ReferenceServer) -> None:
@@ -107,6 +142,8 @@ async def test_plain_doubt_skips_manim(reference: ReferenceServer) -> None:
     ("fault", "category", "call"),
     [
         ("status=502", ErrorCategory.API_ERROR, "POST manim /render"),
+        # A render over its time limit: slow, not broken, so retried as a timeout.
+        ("status=504", ErrorCategory.TIMEOUT, "POST manim /render"),
         ("status=429;retry_after=4", ErrorCategory.RATE_LIMITED, "POST manim /render"),
         ("missing_url", ErrorCategory.BAD_RESPONSE, "POST manim /render"),
         ("drop_connection", ErrorCategory.NETWORK, "POST manim /render"),

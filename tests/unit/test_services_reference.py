@@ -111,5 +111,34 @@ def test_services_command_is_added_through_the_hook() -> None:
     result = CliRunner().invoke(group, ["services", "serve", "--help"])
     assert result.exit_code == 0
     assert "/revideo/compose" in result.output
+    assert "--manim / --no-manim" in result.output and "--manim-time-limit" in result.output
     bad = CliRunner().invoke(group, ["services", "serve", "--width", "161", "--media-dir", "x"])
     assert bad.exit_code == 2 and "even" in bad.output
+    no_limit = CliRunner().invoke(
+        group, ["services", "serve", "--manim-time-limit", "0", "--media-dir", "x"]
+    )
+    assert no_limit.exit_code == 2 and "--manim-time-limit" in no_limit.output
+
+
+async def test_manim_scene_type_defaults_to_auto_and_names_the_kinds(
+    reference: ReferenceServer,
+) -> None:
+    async with httpx.AsyncClient(timeout=30) as client:
+        # missing_url answers right after validation: the body was accepted, nothing rendered.
+        accepted = [
+            await client.post(
+                f"{reference.url}/manim/render",
+                headers={"X-Fault": "missing_url"},
+                json=body,
+            )
+            for body in (
+                {"content": "x"},
+                *({"scene_type": kind, "content": "x"} for kind in ("diagram", "plot", "steps")),
+            )
+        ]
+        wrong = await client.post(
+            f"{reference.url}/manim/render", json={"scene_type": "3d", "content": "x"}
+        )
+    assert [r.status_code for r in accepted] == [200] * 4
+    assert wrong.status_code == 400
+    assert all(k in wrong.json()["error"] for k in ("auto", "diagram", "plot", "steps"))

@@ -32,6 +32,7 @@ from starlette.responses import FileResponse, HTMLResponse, JSONResponse, Respon
 from starlette.routing import Route
 from starlette.types import Receive, Scope, Send
 
+from vq_plugins.reference import manim_runner
 from vq_plugins.reference.contracts import ComposeRequest, ManimRequest, RenderRequest
 from vq_plugins.reference.faults import (
     FAULT_HEADER,
@@ -42,7 +43,8 @@ from vq_plugins.reference.faults import (
     faults_from,
     parse_fault_spec,
 )
-from vq_plugins.services import render_engine
+from vq_plugins.services import render_engine, speech
+from vq_plugins.services.doubt_kinds import SceneKind, classify
 
 CACHE_LIMIT = 10_000
 _MEDIA_NAME = re.compile(r"[A-Za-z0-9][A-Za-z0-9._-]{0,200}")
@@ -57,6 +59,11 @@ class RenderOptions:
     fps: int = 24
     clip_seconds: float = 4.0
     max_length: float = 120.0
+    # Manim renders /manim/render: None when it is installed, False never (the PyAV
+    # clip instead), True always (a render fails when it is missing).
+    manim: bool | None = None
+    manim_time_limit: float = 120.0
+    manim_workers: int = 2
 
 
 @dataclass
@@ -74,6 +81,14 @@ class ReferenceState:
 
 class BadRequest(Exception):
     """Answer 400 with ``{"error": message}``."""
+
+
+class WorkFailed(Exception):
+    """Answer ``status`` with ``{"error": message}``: the work itself failed."""
+
+    def __init__(self, status: int, message: str) -> None:
+        super().__init__(message)
+        self.status = status
 
 
 def _error(status: int, message: str, headers: dict[str, str] | None = None) -> JSONResponse:
@@ -203,13 +218,17 @@ async def _serve(request: Request, kind: str, model: type[BaseModel], work: Work
     try:
         if response is None:
             req = model.model_validate(await _json_body(request))
-            response = _output_fault(faults, state) or JSONResponse(
-                await _cached(state, kind, entry["idempotency_key"], req, work)
-            )
+            response = _output_fault(faults, state)
+            if response is None:
+                answer = await _cached(state, kind, entry["idempotency_key"], req, work)
+                # Every answer says it comes from a stand-in, and the admin page shows it.
+                response = JSONResponse({**answer, "reference": True})
     except BadRequest as exc:
         response = _error(400, str(exc))
     except ValidationError as exc:
         response = _error(400, _validation_message(exc))
+    except WorkFailed as exc:
+        response = _error(exc.status, str(exc))
     entry["status"] = "dropped" if isinstance(response, DroppedResponse) else response.status_code
     return response
 
@@ -222,25 +241,57 @@ async def _render_orchestrator(
     state: ReferenceState, req: RenderRequest, name: str
 ) -> dict[str, Any]:
     opts = state.options
+    await _known_voice(req.voice, "voice")
     video = await _engine(
         render_engine.render_explainer, state.media_dir, name, req.input,
         length=min(req.length, opts.max_length), width=opts.width, height=opts.height, fps=opts.fps,
+        voice=req.voice,
     )
     return {
-        "video_url": _media_url(state, video.video_path),
-        "thumbnail_url": _media_url(state, video.thumbnail_path),
-        "duration": round(video.duration, 3),
         "job_id": req.job_id,
+        **_video_answer(state, video),
     }
 
 
 async def _render_manim(state: ReferenceState, req: ManimRequest, name: str) -> dict[str, Any]:
+    """A Manim scene of the kind asked for ("auto": read from the content), or the PyAV
+    clip of the same kind when Manim is off or not installed; 504 when Manim overruns
+    its limit."""
     opts = state.options
-    video = await _engine(
-        render_engine.render_clip, state.media_dir, name, req.content,
-        length=opts.clip_seconds, width=opts.width, height=opts.height, fps=opts.fps,
-    )
-    return {"video_url": _media_url(state, video.video_path), "duration": round(video.duration, 3)}
+    kind: SceneKind = classify(req.content) if req.scene_type == "auto" else req.scene_type
+    use_manim = manim_runner.manim_installed() if opts.manim is None else opts.manim
+    if not use_manim:
+        video = await _engine(
+            render_engine.render_clip, state.media_dir, name, req.content,
+            length=opts.clip_seconds, width=opts.width, height=opts.height, fps=opts.fps,
+            scene_type=kind,
+        )
+        why = "Manim is not installed" if opts.manim is None else "Manim is turned off"
+        return {
+            "video_url": _media_url(state, video.video_path),
+            "duration": round(video.duration, 3),
+            "renderer": "pyav",
+            "scene_type": kind,
+            "fallback": why,
+        }
+    path = state.media_dir / f"{name}.mp4"
+    try:
+        await manim_runner.render_manim_clip(
+            kind, req.content, path, width=opts.width, height=opts.height, fps=opts.fps,
+            seconds=opts.clip_seconds, time_limit=opts.manim_time_limit,
+            max_running=opts.manim_workers,
+        )
+    except manim_runner.ManimTimeout as exc:
+        raise WorkFailed(504, str(exc)) from None
+    except manim_runner.ManimFailed as exc:
+        raise WorkFailed(500, str(exc)) from None
+    _, duration = await asyncio.to_thread(render_engine.probe, path)
+    return {
+        "video_url": _media_url(state, path),
+        "duration": round(duration, 3),
+        "renderer": "manim",
+        "scene_type": kind,
+    }
 
 
 async def _local_clip(state: ReferenceState, url: str, index: int, scratch: Path) -> Path:
@@ -265,8 +316,18 @@ async def _local_clip(state: ReferenceState, url: str, index: int, scratch: Path
     return target
 
 
+async def _known_voice(voice: str, field: str) -> None:
+    """A 400 naming ``field`` before any work when espeak-ng does not know ``voice``."""
+    if await asyncio.to_thread(speech.speech_available):
+        try:
+            await asyncio.to_thread(speech.check_voice, voice)
+        except ValueError as exc:
+            raise BadRequest(f"{field}: {exc}") from None
+
+
 async def _compose(state: ReferenceState, req: ComposeRequest, name: str) -> dict[str, Any]:
     opts = state.options
+    await _known_voice(req.audio.voice, "audio.voice")
     title = next((s.text for s in req.segments if s.type == "narration" and s.text), "Coming up")
     with tempfile.TemporaryDirectory(prefix="vq-revideo-") as scratch:
         plan: list[dict[str, Any]] = []
@@ -281,12 +342,22 @@ async def _compose(state: ReferenceState, req: ComposeRequest, name: str) -> dic
         video = await _engine(
             render_engine.compose, state.media_dir, name, plan, title=title,
             width=opts.width, height=opts.height, fps=opts.fps,
+            audio={"voice": req.audio.voice, "speed": req.audio.speed},
         )
-    return {
+    return _video_answer(state, video)
+
+
+def _video_answer(state: ReferenceState, video: render_engine.RenderedVideo) -> dict[str, Any]:
+    """The answer for a finished video: its files' URLs, duration and whether it speaks."""
+    answer: dict[str, Any] = {
         "video_url": _media_url(state, video.video_path),
         "thumbnail_url": _media_url(state, video.thumbnail_path),
         "duration": round(video.duration, 3),
+        "narrated": video.narrated,
     }
+    if video.captions_path is not None:
+        answer["captions_url"] = _media_url(state, video.captions_path)
+    return answer
 
 
 async def _engine(

@@ -26,9 +26,9 @@ class RenderRequest(BaseModel):
 
 
 class ManimRequest(BaseModel):
-    """Manim ``POST /render``."""
+    """Manim ``POST /render``; ``scene_type`` "auto" reads the kind from ``content``."""
 
-    scene_type: Literal["diagram"]
+    scene_type: Literal["auto", "diagram", "plot", "steps"] = "auto"
     content: Text
     style: Word = "detailed"
 
@@ -43,10 +43,12 @@ class Segment(BaseModel):
 
 
 class Audio(BaseModel):
-    """Narration audio settings (accepted; the reference renders silent video)."""
+    """How narration segments are spoken: an espeak-ng voice ("default", "female",
+    "male" or an espeak-ng name such as "en-gb") and a speed (1.0 is 175 words a minute).
+    The reference speaks and captions them; an unknown voice is a 400 naming audio.voice."""
 
     voice: Word = "default"
-    speed: float = Field(default=1.0, gt=0, le=4)
+    speed: float = Field(default=1.0, ge=0.5, le=2.0)
 
 
 class ComposeRequest(BaseModel):

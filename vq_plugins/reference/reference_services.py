@@ -181,6 +181,20 @@ def services_group() -> None:
 @click.option("--height", default=360, show_default=True, type=click.IntRange(64, 2160))
 @click.option("--fps", default=24, show_default=True, type=click.IntRange(1, 120))
 @click.option(
+    "--manim/--no-manim",
+    default=None,
+    help="Render /manim/render with Manim CE (the manim extra) or with the PyAV clip "
+    "[default: Manim when it is installed].",
+)
+@click.option(
+    "--manim-time-limit",
+    default=120.0,
+    show_default=True,
+    type=click.FloatRange(min=0, min_open=True),
+    metavar="SECONDS",
+    help="Kill a Manim render that runs longer and answer 504.",
+)
+@click.option(
     "--faults",
     "faults_json",
     default=None,
@@ -193,6 +207,8 @@ def serve_command(
     width: int,
     height: int,
     fps: int,
+    manim: bool | None,
+    manim_time_limit: float,
     faults_json: str | None,
 ) -> None:
     """Serve the orchestrator (/render), Manim (/manim/render) and Revideo
@@ -200,7 +216,10 @@ def serve_command(
     from vq_core.config import ConfigError, load_settings
     from vq_plugins.reference.app import ReferenceState, RenderOptions
     from vq_plugins.reference.faults import FaultError, faults_from
+    from vq_plugins.reference.manim_runner import manim_installed
 
+    if manim and not manim_installed():
+        raise click.UsageError("--manim: Manim is not installed (pip install -e '.[manim]')")
     if width % 2 or height % 2:
         raise click.BadParameter("width and height must be even", param_hint="--width/--height")
     if media_dir is None:
@@ -208,7 +227,10 @@ def serve_command(
             media_dir = load_settings().data_dir / "reference-media"
         except ConfigError as exc:
             raise click.UsageError(f"{exc}; or pass --media-dir") from None
-    state = ReferenceState(media_dir, RenderOptions(width=width, height=height, fps=fps))
+    options = RenderOptions(
+        width=width, height=height, fps=fps, manim=manim, manim_time_limit=manim_time_limit
+    )
+    state = ReferenceState(media_dir, options)
     if faults_json:
         try:
             state.faults.set(faults_from(json.loads(faults_json)))
@@ -226,6 +248,8 @@ def serve_command(
     click.echo(f"  orchestrator base_url    = {state.public_url}")
     click.echo(f"  manim_base_url           = {state.public_url}/manim")
     click.echo(f"  revideo_base_url         = {state.public_url}/revideo", nl=True)
+    uses_manim = manim_installed() if manim is None else manim
+    click.echo(f"  manim renderer           = {'Manim CE' if uses_manim else 'PyAV clip'}")
     sys.stdout.flush()
     # uvicorn stops on SIGINT/SIGTERM, then re-raises the signal; both end here quietly.
     signal.signal(signal.SIGTERM, signal.default_int_handler)

@@ -5,8 +5,8 @@ Every client maps a failure the same way (see docs/services.md):
 =============  ======================================================  =========
 category       cause                                                   retried
 =============  ======================================================  =========
-TIMEOUT        connect, read, write or pool timeout                    yes
-API_ERROR      5xx                                                     yes
+TIMEOUT        connect, read, write or pool timeout; a 504 answer      yes
+API_ERROR      any other 5xx                                           yes
 RATE_LIMITED   429 (Retry-After, seconds or HTTP date, is honoured)    yes
 NETWORK        refused, reset, dropped connection, DNS                 yes
 INVALID_INPUT  any other 4xx, or a payload that fails validation       no
@@ -98,6 +98,9 @@ def error_from_response(response: httpx.Response, *, service: str, call: str) ->
     if status == 429:
         category = ErrorCategory.RATE_LIMITED
         retry_after = parse_retry_after(response.headers.get("retry-after"))
+    elif status == 504:
+        # A gateway (or a render with a time limit) gave up waiting: slow, not broken.
+        category = ErrorCategory.TIMEOUT
     elif status >= 500:
         category = ErrorCategory.API_ERROR
     elif 400 <= status < 500:
@@ -308,6 +311,15 @@ class DoubtPayload(BaseModel):
     voice: str = Field(default="default", min_length=1, max_length=100)
     subject: str | None = Field(default=None, max_length=100)
     animate: bool | None = None
+    # What the video says after the question (spoken and captioned by renderers that can).
+    explanation: str | None = Field(default=None, max_length=5000)
+    speed: float = Field(default=1.0, ge=0.5, le=2.0)
+
+    @field_validator("explanation", mode="before")
+    @classmethod
+    def _strip_explanation(cls, value: Any) -> Any:
+        # Stripped before the length check, so 5000 counts the words, not the margins.
+        return (value.strip() or None) if isinstance(value, str) else value
 
     @field_validator("question", "topic")
     @classmethod
@@ -316,11 +328,11 @@ class DoubtPayload(BaseModel):
             return None
         return " ".join(value.split()) or None
 
-    @field_validator("length", mode="before")
+    @field_validator("length", "speed", mode="before")
     @classmethod
     def _no_bool(cls, value: Any) -> Any:
         if isinstance(value, bool):
-            raise ValueError("must be a number of seconds")
+            raise ValueError("must be a number")
         return value
 
     @model_validator(mode="after")

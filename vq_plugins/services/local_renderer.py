@@ -1,8 +1,10 @@
 """The ``local`` service: renders a real H.264 MP4 on this machine, the default for doubts.
 
-Files go to ``settings.resolved_media_dir`` as ``<job id>.mp4`` and ``<job id>.jpg``;
-the web server of ``vq run`` serves that folder at ``/media``, so the result's URLs are
-``{settings.resolved_public_url}/media/<job id>.mp4``. Options::
+Files go to ``settings.resolved_media_dir`` as ``<job id>.mp4`` (H.264 with an AAC
+narration track), ``<job id>.jpg`` and ``<job id>.vtt`` (the captions); the web server
+of ``vq run`` serves that folder at ``/media``, so the result's URLs are
+``{settings.resolved_public_url}/media/<job id>.mp4``. The video speaks the question and
+``payload.explanation`` with ``payload.voice`` at ``payload.speed``. Options::
 
     [plugin_config.local]
     job_types = ["doubt"]        # the default
@@ -11,8 +13,9 @@ the web server of ``vq run`` serves that folder at ``/media``, so the result's U
     height = 360
     fps = 24
 
-Needs the ``render`` extra (PyAV, Pillow, numpy); without it the service is not
-registered and a worker-only host still starts.
+Needs the ``render`` extra (PyAV, Pillow, numpy, espeakng-loader); without it the
+service is not registered and a worker-only host still starts. Without espeak-ng alone
+the videos are silent and the result says ``"narrated": false``.
 """
 
 from __future__ import annotations
@@ -27,7 +30,8 @@ from typing import Any
 
 from vq_core import hookimpl
 from vq_core.config import ConfigError, Settings
-from vq_core.models import ClaimedJob
+from vq_core.errors import ServiceError
+from vq_core.models import ClaimedJob, ErrorCategory
 from vq_core.video_service import ProgressCallback, VideoService
 from vq_plugins.services.http_service import float_option, job_types_option, validate_payload
 
@@ -105,10 +109,15 @@ class LocalRenderer:
         self.progress_interval = progress_interval
 
     async def render(self, job: ClaimedJob, progress: ProgressCallback) -> dict[str, Any]:
-        """Render ``<job id>.mp4`` and its thumbnail; returns their URLs and the duration."""
+        """Render ``<job id>.mp4``, its thumbnail and captions; returns their URLs, the
+        duration, whether the video speaks and the kind of scene it shows.
+
+        :raises ServiceError: ``INVALID_INPUT`` for a bad payload or an unknown voice.
+        """
         from vq_plugins.services import render_engine  # the render extra is only needed to render
 
         payload = validate_payload(job.payload, service=self.name)
+        await asyncio.to_thread(self._check_voice, payload.voice)
         length = min(payload.length, self.max_length)
         name = str(job.id)
         async with ProgressPump(progress, self.progress_interval) as pump:
@@ -124,13 +133,41 @@ class LocalRenderer:
                 height=self.size[1],
                 fps=self.fps,
                 progress=pump.report,
+                explanation=payload.explanation,
+                voice=payload.voice,
+                speed=payload.speed,
             )
-        return {
-            "video_url": f"{self.public_url}/media/{rendered.video_path.name}",
-            "thumbnail_url": f"{self.public_url}/media/{rendered.thumbnail_path.name}",
+        result: dict[str, Any] = {
+            "video_url": self._url(rendered.video_path),
+            "thumbnail_url": self._url(rendered.thumbnail_path),
             "duration": round(rendered.duration, 3),
+            "narrated": rendered.narrated,
             "service": self.name,
+            "renderer": "local",
+            "scene_type": rendered.scene_type,
         }
+        if rendered.captions_path is not None:
+            result["captions_url"] = self._url(rendered.captions_path)
+        return result
+
+    def _url(self, path: Path) -> str:
+        return f"{self.public_url}/media/{path.name}"
+
+    def _check_voice(self, voice: str) -> None:
+        """Fail before rendering when espeak-ng is here and does not know ``voice``."""
+        from vq_plugins.services import speech
+
+        if not speech.speech_available():
+            return
+        try:
+            speech.check_voice(voice)
+        except ValueError as exc:
+            raise ServiceError(
+                ErrorCategory.INVALID_INPUT,
+                f"{self.name}: invalid payload: payload.voice: {exc}",
+                service=self.name,
+                call="validate payload",
+            ) from None
 
     def video_origins(self) -> Sequence[str]:
         """The public URL whose ``/media`` serves the rendered files."""
@@ -153,7 +190,7 @@ def _writable(path: Path) -> bool:
 
 
 def render_extra_installed() -> bool:
-    """Whether PyAV and Pillow can be imported here."""
+    """Whether PyAV, Pillow and numpy can be imported here (espeak-ng is optional)."""
     return all(importlib.util.find_spec(m) is not None for m in ("av", "PIL", "numpy"))
 
 

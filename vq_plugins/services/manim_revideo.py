@@ -29,6 +29,7 @@ from vq_core import hookimpl
 from vq_core.config import ConfigError, Settings
 from vq_core.models import ClaimedJob
 from vq_core.video_service import ProgressCallback, VideoService
+from vq_plugins.services.doubt_kinds import SceneKind, classify
 from vq_plugins.services.http_service import (
     DEFAULT_CONNECT_TIMEOUT,
     DEFAULT_READ_TIMEOUT,
@@ -40,7 +41,7 @@ from vq_plugins.services.http_service import (
     post_json,
     validate_payload,
 )
-from vq_plugins.services.orchestrator import video_result
+from vq_plugins.services.orchestrator import MAX_NOTE_CHARS, video_result
 
 NAME = "manim_revideo"
 MANIM_CALL = "POST manim /render"
@@ -80,29 +81,55 @@ def needs_animation(payload: DoubtPayload) -> bool:
 
 
 def compose_body(payload: DoubtPayload, manim_url: str | None) -> dict[str, Any]:
-    """Revideo's body: intro, the Manim clip (only if there is one), narration, outro."""
+    """Revideo's body: intro, the Manim clip (only if there is one), the question as
+    narration, the explanation as a second narration when there is one, outro."""
     segments: list[dict[str, Any]] = [{"type": "intro", "duration": INTRO_SECONDS}]
     if manim_url is not None:
         segments.append({"type": "manim", "url": manim_url})
     segments.append({"type": "narration", "text": payload.input})
+    if payload.explanation:
+        segments.append({"type": "narration", "text": payload.explanation})
     segments.append({"type": "outro", "duration": OUTRO_SECONDS})
-    return {"segments": segments, "audio": {"voice": payload.voice, "speed": 1.0}}
+    return {"segments": segments, "audio": {"voice": payload.voice, "speed": payload.speed}}
+
+
+def animation_notes(clip: dict[str, Any]) -> dict[str, Any]:
+    """What the Manim answer says made the clip, for the job's result: ``manim_renderer``,
+    ``scene_type`` and ``fallback``, each kept only when it is a short string."""
+    notes: dict[str, Any] = {}
+    for source, target in (("renderer", "manim_renderer"), ("scene_type", "scene_type"),
+                           ("fallback", "fallback")):
+        value = clip.get(source)
+        if isinstance(value, str) and value.strip():
+            notes[target] = value.strip()[:MAX_NOTE_CHARS]
+    return notes
 
 
 class ManimClient:
-    """``POST {base}/render {scene_type: "diagram", content, style}`` -> ``{video_url}``."""
+    """``POST {base}/render {scene_type, content, style}`` -> ``{video_url}``; the scene
+    type is read from the content (``doubt_kinds.classify``): plot, steps or diagram."""
 
     def __init__(self, base_url: str, client: httpx.AsyncClient) -> None:
         self.base_url, self._client = base_url.rstrip("/"), client
 
-    async def render(self, content: str, style: str, key: str | None = None) -> str:
-        """Render a diagram scene and return its URL.
+    async def render(
+        self, content: str, style: str, key: str | None = None, scene_type: SceneKind | None = None
+    ) -> str:
+        """Render the scene for ``content`` and return its URL.
 
-        :raises ServiceError: categorised failure of the call.
+        :param scene_type: the scene to ask for; default: ``classify(content)``.
+        :raises ServiceError: categorised failure of the call (a 504 is a ``TIMEOUT``).
         """
-        body = {"scene_type": "diagram", "content": content, "style": style}
+        data = await self.animate(content, style, key, scene_type)
+        return str(data["video_url"])
+
+    async def animate(
+        self, content: str, style: str, key: str | None = None, scene_type: SceneKind | None = None
+    ) -> dict[str, Any]:
+        """Like ``render``, but the whole checked answer (``video_url`` at least)."""
+        body = {"scene_type": scene_type or classify(content), "content": content, "style": style}
         headers = {"Idempotency-Key": key} if key else None
-        data = await post_json(
+        return await post_json(
             self._client,
             f"{self.base_url}/render",
             body,
@@ -110,7 +137,6 @@ class ManimClient:
             call=MANIM_CALL,
             headers=headers,
         )
-        return str(data["video_url"])
 
 
 class RevideoClient:
@@ -160,10 +186,12 @@ class ManimRevideoService:
         """Validate, animate if needed, compose; progress is reported per stage."""
         payload = validate_payload(job.payload, service=self.name)
         manim_url: str | None = None
+        clip: dict[str, Any] = {}
         if needs_animation(payload):
             await progress(5.0, "animating")
             # Each step gets its own key so a retry re-uses whichever step already finished.
-            manim_url = await self.manim.render(payload.input, payload.style, f"{job.id}:manim")
+            clip = await self.manim.animate(payload.input, payload.style, f"{job.id}:manim")
+            manim_url = str(clip["video_url"])
         await progress(50.0, "composing")
         data = await self.revideo.compose(compose_body(payload, manim_url), f"{job.id}:compose")
         await progress(95.0, "verifying")
@@ -171,6 +199,7 @@ class ManimRevideoService:
         result["animated"] = manim_url is not None
         if manim_url is not None:
             result["manim_url"] = manim_url
+            result.update(animation_notes(clip))
         return result
 
     def video_origins(self) -> Sequence[str]:

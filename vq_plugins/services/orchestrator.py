@@ -29,6 +29,7 @@ from vq_plugins.services.http_service import (
     base_url_option,
     client_options,
     get_ok,
+    is_http_url,
     make_client,
     post_json,
     validate_payload,
@@ -36,11 +37,14 @@ from vq_plugins.services.http_service import (
 
 NAME = "orchestrator"
 CALL = "POST /render"
+MAX_NOTE_CHARS = 200
 log = logging.getLogger(__name__)
 
 
 def video_result(data: dict[str, Any], service: str) -> dict[str, Any]:
-    """The job result from a service's checked answer: the video fields and the service."""
+    """The job result from a service's checked answer: the video fields, the service, and
+    what the service says made the video (``renderer``, ``reference``, ``fallback``,
+    ``narrated``), kept only when they have the documented types."""
     result: dict[str, Any] = {"video_url": data["video_url"], "service": service}
     thumbnail = data.get("thumbnail_url")
     if isinstance(thumbnail, str) and thumbnail:
@@ -48,6 +52,17 @@ def video_result(data: dict[str, Any], service: str) -> dict[str, Any]:
     duration = data.get("duration")
     if isinstance(duration, int | float) and not isinstance(duration, bool):
         result["duration"] = float(duration)
+    captions = data.get("captions_url")
+    if is_http_url(captions):
+        result["captions_url"] = captions
+    # What made the video, so the page can tell a stand-in from a production render.
+    for key in ("renderer", "fallback"):
+        value = data.get(key)
+        if isinstance(value, str) and value.strip():
+            result[key] = value.strip()[:MAX_NOTE_CHARS]
+    for key in ("reference", "narrated"):
+        if isinstance(data.get(key), bool):
+            result[key] = data[key]
     return result
 
 

@@ -1,4 +1,5 @@
-"""A pure, synchronous local video renderer: Pillow draws frames, PyAV encodes H.264.
+"""A pure, synchronous local video renderer: Pillow draws frames, espeak-ng speaks, PyAV
+encodes H.264 with an AAC narration track, and a WebVTT file carries the captions.
 
 It stands in for Manim/Revideo so the pipeline runs without a network; it knows no queues.
 """
@@ -6,153 +7,164 @@ It stands in for Manim/Revideo so the pipeline runs without a network; it knows 
 from __future__ import annotations
 
 import math
-import os
 import re
-import tempfile
-from collections.abc import Callable, Iterator, Mapping, Sequence
-from contextlib import contextmanager, suppress
-from dataclasses import dataclass
-from fractions import Fraction
-from functools import lru_cache
+from collections.abc import Callable, Iterable, Iterator, Mapping, Sequence
+from dataclasses import dataclass, replace
 from pathlib import Path
 
 import av
-import numpy as np
 from av.video.frame import VideoFrame
-from PIL import Image, ImageDraw, ImageFont
+from PIL import Image
+
+from vq_plugins.services.captions import CaptionBurner, Cue, clip_cues, cue_at, webvtt
+from vq_plugins.services.doubt_kinds import SceneKind
+from vq_plugins.services.drawing import card
+from vq_plugins.services.narration import Narration, Narrator
+from vq_plugins.services.scenes import resolve_kind, scene_frames
+from vq_plugins.services.video_writer import Canvas, Progress, Reporter, VideoWriter, atomic
+
+__all__ = ["MAX_LENGTH", "MIN_LENGTH", "Progress", "RenderedVideo", "compose", "probe",
+           "render_clip", "render_explainer"]
 
 MIN_LENGTH = 2.0
 MAX_LENGTH = 120.0
+# A narrated part outlasts its speech by this much, so sentences do not run together.
+PAUSE_S = 0.4
+THANKS = "Thanks for watching"
 
-Progress = Callable[[float, str], None]
-Font = ImageFont.FreeTypeFont | ImageFont.ImageFont
-
-_BG, _FG, _MUTED = (18, 24, 38), (236, 240, 246), (120, 132, 156)
-_ACCENT, _ACCENT2 = (255, 176, 59), (84, 190, 255)
 _NAME_RE = re.compile(r"[A-Za-z0-9][A-Za-z0-9._-]{0,127}")
-# ultrafast keeps an 8 s clip around half a CPU second; crf 23 is x264's visually-fine default.
-_X264_OPTIONS = {"preset": "ultrafast", "crf": "23"}
 
 
 @dataclass(frozen=True)
 class RenderedVideo:
-    """Paths of a finished render and its encoded duration in seconds."""
+    """Paths of a finished render, its encoded duration in seconds, and whether it speaks.
+
+    ``captions_path`` is the WebVTT file beside the video, None when nothing was said;
+    ``scene_type`` the kind of animated scene it shows (None for a composition).
+    """
 
     video_path: Path
     thumbnail_path: Path
     duration: float
+    captions_path: Path | None = None
+    narrated: bool = False
+    scene_type: SceneKind | None = None
 
 
-@dataclass(frozen=True)
-class _Canvas:
-    width: int
-    height: int
-    fps: int
-
-    def __post_init__(self) -> None:
-        # yuv420p subsamples chroma 2x2, so odd sizes cannot be encoded.
-        for label, value, high in (("width", self.width, 3840), ("height", self.height, 2160)):
-            if not 64 <= value <= high or value % 2:
-                raise ValueError(f"{label} must be an even integer in [64, {high}], got {value}")
-        if not 1 <= self.fps <= 120:
-            raise ValueError(f"fps must be in [1, 120], got {self.fps}")
-
-    def frames(self, seconds: float) -> int:
-        return max(1, round(seconds * self.fps))
+Picture = Image.Image | VideoFrame
 
 
-class _Reporter:
-    """Forwards strictly increasing percentages so callers can draw a monotonic bar."""
-
-    def __init__(self, callback: Progress | None, total_steps: int) -> None:
-        self._callback, self._total, self._last = callback, max(1, total_steps), -1.0
-
-    def step(self, stage: str, done: int) -> None:
-        # The last 5% is reserved for flushing the encoder and moving the moov atom.
-        self.report(95.0 * min(done, self._total) / self._total, stage)
-
-    def report(self, percent: float, stage: str) -> None:
-        if self._callback is not None and percent > self._last:
-            self._last = percent
-            self._callback(round(percent, 1), stage)
+def _image(picture: Picture) -> Image.Image:
+    if isinstance(picture, VideoFrame):
+        image: Image.Image = picture.to_image()  # type: ignore[no-untyped-call]
+        return image
+    return picture
 
 
-class _VideoWriter:
-    """Streams frames into an H.264 MP4; the encoder is flushed only if the block succeeds."""
+class _Studio:
+    """One render in progress: the writer, the caption burner and the cues said so far."""
 
-    def __init__(self, path: Path, canvas: _Canvas) -> None:
-        self.canvas, self.frames, self._time_base = canvas, 0, Fraction(1, canvas.fps)
-        self._container = av.open(str(path), mode="w", format="mp4",
-                                  container_options={"movflags": "+faststart"})
-        self._stream = self._container.add_stream("libx264", rate=canvas.fps,
-                                                  options=dict(_X264_OPTIONS))
-        self._stream.width, self._stream.height = canvas.width, canvas.height
-        self._stream.pix_fmt = "yuv420p"
-        self._stream.codec_context.time_base = self._time_base
+    def __init__(self, writer: VideoWriter, reporter: Reporter) -> None:
+        self.writer, self.reporter = writer, reporter
+        self.canvas = writer.canvas
+        self.burner = CaptionBurner(writer.canvas)
+        self.cues: list[Cue] = []
 
-    def __enter__(self) -> _VideoWriter:
-        return self
-
-    def __exit__(self, exc_type: type[BaseException] | None, *_: object) -> None:
-        if exc_type is None:
-            self._container.mux(self._stream.encode(None))
-            self._container.close()
-        else:
-            with suppress(Exception):
-                self._container.close()
-
-    def add_image(self, image: Image.Image, count: int = 1) -> None:
-        rgb = VideoFrame.from_ndarray(np.asarray(image.convert("RGB")), format="rgb24")
-        # Converting once and re-sending the same frame is what makes static cards cheap.
-        self.add_frame(rgb.reformat(format="yuv420p"), count)
-
-    def add_frame(self, frame: VideoFrame, count: int = 1) -> None:
-        for _ in range(count):
-            frame.pts, frame.time_base = self.frames, self._time_base
-            self._container.mux(self._stream.encode(frame))
-            self.frames += 1
-
-
-@contextmanager
-def _atomic(final: Path) -> Iterator[Path]:
-    """Yield a temp path beside ``final`` that replaces it only if the block succeeds."""
-    fd, name = tempfile.mkstemp(dir=final.parent, prefix=f".{final.name}.", suffix=".part")
-    os.close(fd)
-    tmp = Path(name)
-    try:
-        yield tmp
-        # mkstemp makes 0600 files; a web server running as another user must read them.
-        tmp.chmod(0o644)
-        os.replace(tmp, final)
-    finally:
-        tmp.unlink(missing_ok=True)
+    def part(self, pictures: Iterable[Picture], narration: Narration | None = None,
+             least: int = 1, most: int | None = None) -> None:
+        """Write ``pictures`` (at most ``most`` frames; the last one held up to ``least``)
+        with ``narration`` playing from the first frame and its captions burnt in."""
+        fps, writer = self.canvas.fps, self.writer
+        cues: list[Cue] = []
+        if narration is not None:
+            writer.play(narration.samples)
+            cues = list(narration.cues) if most is None else clip_cues(narration.cues, most / fps)
+            self.cues.extend(cue.shifted(writer.seconds) for cue in cues)
+        elif writer.narrated:
+            writer.stop()  # what an earlier part left unsaid is dropped
+        last: Picture | None = None
+        # Holding the picture itself (not its id, which a freed picture's successor may
+        # reuse) is what makes "the same still under the same caption" safe to detect.
+        encoded: tuple[Picture, str | None, VideoFrame] | None = None
+        source, index = iter(pictures), 0
+        while most is None or index < most:
+            picture = next(source, None)
+            if picture is None and index >= least:
+                break
+            last = picture or last
+            if last is None:
+                raise ValueError("a part has no pictures")
+            cue = cue_at(cues, index / fps)
+            text = cue.text if cue is not None else None
+            index += 1
+            if encoded is not None and encoded[0] is last and encoded[1] == text:
+                writer.add_frame(encoded[2])  # a still picture under the same caption
+                continue
+            if text is None and isinstance(last, VideoFrame):
+                frame = last
+            else:
+                image = _image(last)
+                frame = writer.frame_of(self.burner.burn(image, text))
+            encoded = (last, text, frame)
+            writer.add_frame(frame)
 
 
-Scene = Callable[[_VideoWriter, _Reporter], Image.Image]
+class _Keep:
+    """Passes pictures through and keeps the one at ``index`` (a thumbnail)."""
+
+    def __init__(self, pictures: Iterable[Picture], index: int) -> None:
+        self._pictures, self._index = pictures, index
+        self.kept: Picture | None = None
+
+    def __iter__(self) -> Iterator[Picture]:
+        for i, picture in enumerate(self._pictures):
+            if i == self._index or self.kept is None:
+                self.kept = picture
+            yield picture
+
+    def image(self) -> Image.Image | None:
+        """The kept picture as an image."""
+        return None if self.kept is None else _image(self.kept)
 
 
-def _render(out_dir: Path, name: str, canvas: _Canvas, reporter: _Reporter,
-            scene: Scene) -> RenderedVideo:
-    """Encode ``scene`` into out_dir/{name}.mp4 and save the image it returns as the .jpg."""
+Scene = Callable[[_Studio], Image.Image]
+
+
+def _render(out_dir: Path, name: str, canvas: Canvas, reporter: Reporter, scene: Scene,
+            sample_rate: int | None) -> RenderedVideo:
+    """Encode ``scene`` into out_dir/{name}.mp4, save the image it returns as the .jpg and
+    the captions it said as the .vtt (removed when it said nothing)."""
     # A strict name keeps renders inside out_dir and away from our own ".part" temp files.
     if not _NAME_RE.fullmatch(name):
         raise ValueError(f"name must match {_NAME_RE.pattern!r}, got {name!r}")
     out_dir.mkdir(parents=True, exist_ok=True)
-    video, thumb = out_dir / f"{name}.mp4", out_dir / f"{name}.jpg"
-    with _atomic(video) as tmp, _VideoWriter(tmp, canvas) as writer:
-        image = scene(writer, reporter)
+    video, thumb, vtt = (out_dir / f"{name}.{ext}" for ext in ("mp4", "jpg", "vtt"))
+    with atomic(video) as tmp, VideoWriter(tmp, canvas, sample_rate) as writer:
+        studio = _Studio(writer, reporter)
+        image = scene(studio)
         reporter.report(95.0, "encoding")
-        # The thumbnail lands first so whoever sees the video can rely on it existing.
-        with _atomic(thumb) as tmp_thumb:
+        # Thumbnail and captions land first so whoever sees the video can rely on them.
+        with atomic(thumb) as tmp_thumb:
             image.convert("RGB").save(tmp_thumb, format="JPEG", quality=85)
+        if studio.cues:
+            with atomic(vtt) as tmp_vtt:
+                tmp_vtt.write_text(webvtt(studio.cues), encoding="utf-8")
+        else:
+            vtt.unlink(missing_ok=True)
     reporter.report(100.0, "done")
-    return RenderedVideo(video, thumb, writer.frames / canvas.fps)
+    return RenderedVideo(video, thumb, writer.frames / canvas.fps,
+                         vtt if studio.cues else None, writer.narrated)
 
 
 def _text(value: object, label: str) -> str:
     if not isinstance(value, str) or not value.strip():
         raise ValueError(f"{label} must be a non-empty string")
     return " ".join(value.split())
+
+
+def _optional_text(value: object, label: str) -> str | None:
+    return None if value is None or (isinstance(value, str) and not value.strip()) else _text(
+        value, label)
 
 
 def _seconds(value: object, label: str) -> float:
@@ -162,144 +174,106 @@ def _seconds(value: object, label: str) -> float:
     return float(number)
 
 
-@lru_cache(maxsize=32)
-def _font(size: int) -> Font:
-    return ImageFont.load_default(size=size)
-
-
-def _wrap(text: str, font: Font, max_width: float, max_lines: int) -> list[str]:
-    lines: list[str] = []
-    for word in text.split():
-        if lines and font.getlength(f"{lines[-1]} {word}") <= max_width:
-            lines[-1] = f"{lines[-1]} {word}"
-        else:
-            lines.append(word)
-    if len(lines) > max_lines:
-        lines = [*lines[: max_lines - 1], lines[max_lines - 1] + " …"]
-    for i, line in enumerate(lines):
-        # A single overlong word would otherwise run off the frame.
-        while len(line) > 1 and font.getlength(line) > max_width:
-            line = lines[i] = line[:-2] + "…"
-    return lines
-
-
-def _draw_lines(draw: ImageDraw.ImageDraw, lines: list[str], font: Font, top: float,
-                fill: tuple[int, int, int]) -> float:
-    step = font.size * 1.25 if isinstance(font, ImageFont.FreeTypeFont) else 14
-    for line in lines:
-        draw.text((draw.im.size[0] / 2, top), line, font=font, fill=fill, anchor="ma")
-        top += step
-    return top
-
-
-def _card(canvas: _Canvas, heading: str, body: str | None = None,
-          kicker: str | None = None) -> Image.Image:
-    w, h = canvas.width, canvas.height
-    image = Image.new("RGB", (w, h), _BG)
-    draw = ImageDraw.Draw(image)
-    draw.rectangle((0, h - h // 40, w, h), fill=_ACCENT)
-    big, small = _font(max(12, h // 11)), _font(max(10, h // 20))
-    top = h * 0.18
-    if kicker:
-        top = _draw_lines(draw, [kicker.upper()], small, top, _ACCENT) + h * 0.03
-    top = _draw_lines(draw, _wrap(heading, big, w * 0.85, 4), big, top, _FG)
-    if body:
-        _draw_lines(draw, _wrap(body, small, w * 0.8, 4), small, top + h * 0.04, _MUTED)
-    return image
-
-
-def _curve_point(canvas: _Canvas, t: float) -> tuple[float, float]:
-    x0, x1 = canvas.width * 0.08, canvas.width * 0.68
-    return x0 + (x1 - x0) * t, canvas.height * (0.55 - 0.22 * math.sin(t * 2 * math.pi))
-
-
-def _diagram_frame(base: Image.Image, canvas: _Canvas, t: float) -> Image.Image:
-    w, h = canvas.width, canvas.height
-    image = base.copy()
-    draw = ImageDraw.Draw(image)
-    steps = max(1, int(120 * t))
-    draw.line([_curve_point(canvas, t * i / steps) for i in range(steps + 1)],
-              fill=_ACCENT2, width=3)
-    x, y = _curve_point(canvas, t)
-    r = max(4, h // 45)
-    draw.ellipse((x - r, y - r, x + r, y + r), fill=_ACCENT)
-    bar_top = h * 0.85 - 4 - (h * 0.55 - 8) * t
-    draw.rectangle((w * 0.78 + 4, bar_top, w * 0.9 - 4, h * 0.85 - 4), fill=_ACCENT2)
-    # The arrow ties the moving dot to the bar so the two read as one quantity.
-    tip = (w * 0.77, bar_top)
-    draw.line((x + r, y, *tip), fill=_ACCENT, width=2)
-    draw.polygon([tip, (tip[0] - 10, tip[1] - 5), (tip[0] - 10, tip[1] + 5)], fill=_ACCENT)
-    return image
-
-
-def _write_diagram(writer: _VideoWriter, caption: str, frames: int) -> Image.Image:
-    """Encode an animated diagram and return its middle frame for use as a thumbnail."""
-    w, h = writer.canvas.width, writer.canvas.height
-    # Everything static is drawn once here and copied for each frame.
-    base = middle = Image.new("RGB", (w, h), _BG)
-    draw, font = ImageDraw.Draw(base), _font(max(10, h // 18))
-    _draw_lines(draw, _wrap(caption, font, w * 0.9, 2), font, h * 0.05, _FG)
-    draw.line((w * 0.08, h * 0.55, w * 0.7, h * 0.55), fill=_MUTED, width=1)
-    draw.line([_curve_point(writer.canvas, i / 120) for i in range(121)], fill=_MUTED, width=2)
-    draw.rectangle((w * 0.78, h * 0.3, w * 0.9, h * 0.85), outline=_MUTED, width=2)
-    for i in range(frames):
-        image = _diagram_frame(base, writer.canvas, i / max(1, frames - 1))
-        writer.add_image(image)
-        middle = image if i == frames // 2 else middle
-    return middle
-
-
-def _frames_for(length: float, canvas: _Canvas) -> int:
+def _frames_for(length: float, canvas: Canvas) -> int:
     return canvas.frames(min(MAX_LENGTH, max(MIN_LENGTH, _seconds(length, "length"))))
+
+
+def _spoken_frames(narration: Narration | None, canvas: Canvas) -> int:
+    return 0 if narration is None else canvas.frames(narration.duration + PAUSE_S)
+
+
+def _fit(frames: list[int], limit: int, order: Sequence[int]) -> list[int]:
+    """Shorten parts, in ``order``, down to one frame each until they fit in ``limit``."""
+    frames = list(frames)
+    for index in order:
+        excess = sum(frames) - limit
+        if excess <= 0:
+            break
+        frames[index] -= min(excess, frames[index] - 1)
+    return frames
 
 
 def render_explainer(out_dir: Path, name: str, title: str, body: str | None = None,
                      length: float = 8.0, width: int = 640, height: int = 360, fps: int = 24,
-                     progress: Progress | None = None) -> RenderedVideo:
-    """Render out_dir/{name}.mp4 (H.264, yuv420p, faststart) and out_dir/{name}.jpg.
+                     progress: Progress | None = None, explanation: str | None = None,
+                     voice: str = "default", speed: float = 1.0,
+                     narrate: bool = True,
+                     scene_type: SceneKind | None = None) -> RenderedVideo:
+    """Render out_dir/{name}.mp4 (H.264 + AAC, yuv420p, faststart), {name}.jpg and {name}.vtt.
 
-    The video is a title card with the wrapped question, an animated diagram and a closing
-    card. ``length`` is clamped to [MIN_LENGTH, MAX_LENGTH]; ``progress(percent, stage)`` is
-    called with strictly increasing percents ending at 100.
+    A title card speaks the question (``title``), an animated scene of ``scene_type``
+    (None: the kind the question asks for, see doubt_kinds.classify) speaks
+    ``explanation`` when given, and a closing card says "Thanks for watching"; the
+    current caption is burnt into the bottom of the picture. Each narrated part lasts
+    at least its speech plus PAUSE_S; ``length`` (clamped to [MIN_LENGTH, MAX_LENGTH])
+    is the target total, which the scene fills, and the total never exceeds
+    MAX_LENGTH (speech that does not fit is cut with its captions). With
+    ``narrate=False``, or without espeak-ng, the video is silent and has no captions.
+    ``progress(percent, stage)`` is called with strictly increasing percents ending at 100.
+
+    :raises ValueError: bad text, length, size, name, scene_type, an unknown voice or a
+        speed outside 0.5..2.0.
     """
-    canvas = _Canvas(width, height, fps)
+    canvas = Canvas(width, height, fps)
     title = _text(title, "title")
-    body = _text(body, "body") if body is not None and body.strip() else None
-    total = _frames_for(length, canvas)
-    n_title, n_closing = round(total * 0.3), round(total * 0.2)
+    kind = resolve_kind(title, scene_type)
+    body = _optional_text(body, "body")
+    explanation = _optional_text(explanation, "explanation")
+    target = _frames_for(length, canvas)
+    narrator = Narrator(voice, speed, narrate)
+    question, explained, thanks = (
+        narrator.say(text) if text else None for text in (title, explanation, THANKS)
+    )
+    n_title = max(round(target * 0.3), _spoken_frames(question, canvas))
+    n_closing = max(round(target * 0.2), _spoken_frames(thanks, canvas))
+    n_diagram = max(target - n_title - n_closing, _spoken_frames(explained, canvas), 1)
+    n_title, n_diagram, n_closing = _fit([n_title, n_diagram, n_closing],
+                                         canvas.frames(MAX_LENGTH), order=(1, 2, 0))
 
-    def scene(writer: _VideoWriter, reporter: _Reporter) -> Image.Image:
-        reporter.step("title", 0)
-        thumb = _card(canvas, title, body, kicker="Question")
-        writer.add_image(thumb, n_title)
-        reporter.step("diagram", writer.frames)
-        _write_diagram(writer, title, total - n_title - n_closing)
-        reporter.step("closing", writer.frames)
-        writer.add_image(_card(canvas, "Thanks for watching", title, kicker="Recap"), n_closing)
+    def scene(studio: _Studio) -> Image.Image:
+        studio.reporter.step("title", 0)
+        thumb = card(canvas, title, body, kicker="Question")
+        studio.part([thumb], question, n_title, n_title)
+        studio.reporter.step(kind, n_title)
+        studio.part(scene_frames(canvas, title, n_diagram, kind), explained, n_diagram,
+                    n_diagram)
+        studio.reporter.step("closing", n_title + n_diagram)
+        studio.part([card(canvas, THANKS, title, kicker="Recap")], thanks, n_closing, n_closing)
         return thumb
 
-    return _render(out_dir, name, canvas, _Reporter(progress, total), scene)
+    total = n_title + n_diagram + n_closing
+    rendered = _render(out_dir, name, canvas, Reporter(progress, total), scene,
+                       narrator.sample_rate)
+    return replace(rendered, scene_type=kind)
 
 
 def render_clip(out_dir: Path, name: str, content: str, length: float, width: int = 640,
-                height: int = 360, fps: int = 24,
-                progress: Progress | None = None) -> RenderedVideo:
-    """Render a diagram-only clip captioned with ``content`` (a stand-in for a Manim scene)."""
-    canvas = _Canvas(width, height, fps)
+                height: int = 360, fps: int = 24, progress: Progress | None = None,
+                scene_type: SceneKind | None = None) -> RenderedVideo:
+    """Render a silent clip of one animated scene of ``content`` (a Manim stand-in): a
+    plot, steps or a diagram as ``scene_type`` says (None: as the content asks for).
+
+    :raises ValueError: bad content, length, size, name or scene_type.
+    """
+    canvas = Canvas(width, height, fps)
     content = _text(content, "content")
+    kind = resolve_kind(content, scene_type)
     total = _frames_for(length, canvas)
 
-    def scene(writer: _VideoWriter, reporter: _Reporter) -> Image.Image:
-        reporter.step("diagram", 0)
-        return _write_diagram(writer, content, total)
+    def scene(studio: _Studio) -> Image.Image:
+        studio.reporter.step(kind, 0)
+        pictures = _Keep(scene_frames(canvas, content, total, kind), total // 2)
+        studio.part(pictures, least=total, most=total)
+        return pictures.image() or card(canvas, content)
 
-    return _render(out_dir, name, canvas, _Reporter(progress, total), scene)
+    rendered = _render(out_dir, name, canvas, Reporter(progress, total), scene, None)
+    return replace(rendered, scene_type=kind)
 
 
 @dataclass(frozen=True)
 class _Segment:
     kind: str
-    seconds: float = 0.0
+    seconds: float | None = None
     text: str = ""
     path: Path | None = None
 
@@ -314,17 +288,63 @@ def _parse_segment(raw: object, title: str) -> _Segment | None:
         return None if path is None else _Segment("manim", path=Path(path))
     if kind not in ("intro", "narration", "outro"):
         raise ValueError(f"unknown segment type {kind!r}")
-    text = _text(raw.get("text", {"intro": title, "outro": "Thanks for watching"}.get(kind)),
-                 f"{kind} text")
-    # Narration stays up long enough to read, at roughly 2.5 words a second.
-    default = min(10.0, max(2.0, len(text.split()) / 2.5)) if kind == "narration" else 3.0
-    seconds = _seconds(raw.get("duration", default), f"{kind} duration")
+    text = _text(raw.get("text", {"intro": title, "outro": THANKS}.get(kind)), f"{kind} text")
+    seconds = raw.get("duration")
+    if seconds is None:
+        return _Segment(kind, None if kind == "narration" else 3.0, text)
+    seconds = _seconds(seconds, f"{kind} duration")
     if seconds > MAX_LENGTH:
         raise ValueError(f"{kind} duration must be at most {MAX_LENGTH} s, got {seconds}")
     return _Segment(kind, seconds, text)
 
 
-def _clip_frames(path: Path, canvas: _Canvas) -> Iterator[VideoFrame]:
+@dataclass
+class _Part:
+    """A stretch of the composed video: a card or a clip, maybe narrated."""
+
+    kind: str
+    text: str = ""
+    clip: Path | None = None
+    seconds: float = 0.0  # at least this long (a clip also lasts as long as itself)
+    narration: Narration | None = None
+
+
+def _reading_seconds(text: str) -> float:
+    # Silent narration stays up long enough to read, at roughly 2.5 words a second.
+    return min(10.0, max(2.0, len(text.split()) / 2.5))
+
+
+def _plan(segments: Sequence[_Segment], narrator: Narrator) -> list[_Part]:
+    parts: list[_Part] = []
+    for seg in segments:
+        if seg.kind == "manim":
+            parts.append(_Part("manim", clip=seg.path))
+            continue
+        if seg.kind != "narration":
+            parts.append(_Part(seg.kind, seg.text, seconds=seg.seconds or 3.0))
+            continue
+        spoken = narrator.say(seg.text)
+        least = seg.seconds or 0.0
+        if spoken is None:
+            parts.append(_Part("narration", seg.text, seconds=least or _reading_seconds(seg.text)))
+        elif parts and parts[-1].kind == "manim" and parts[-1].narration is None:
+            # Said over the clip just before it, which holds its last frame if need be.
+            parts[-1].narration = spoken
+            parts[-1].seconds = max(least, spoken.duration + PAUSE_S)
+        else:
+            parts.append(_Part("narration", seg.text, seconds=max(least,
+                                                                 spoken.duration + PAUSE_S),
+                               narration=spoken))
+    return parts
+
+
+def _clip_seconds(path: Path) -> float:
+    """The clip's duration from its container, 0 when it does not say."""
+    with av.open(str(path)) as container:
+        return container.duration / av.time_base if container.duration else 0.0
+
+
+def _clip_frames(path: Path, canvas: Canvas) -> Iterator[VideoFrame]:
     """Decode a clip, resampled to the canvas size and frame rate."""
     emitted, start, last = 0, 0.0, 0.0
     held: VideoFrame | None = None
@@ -348,35 +368,64 @@ def _clip_frames(path: Path, canvas: _Canvas) -> Iterator[VideoFrame]:
         emitted += 1
 
 
+def _audio_options(audio: Mapping[str, object] | None) -> tuple[str, float]:
+    if audio is None:
+        return "default", 1.0
+    if not isinstance(audio, Mapping):
+        raise ValueError(f"audio must be a mapping, got {audio!r}")
+    voice, speed = audio.get("voice", "default"), audio.get("speed", 1.0)
+    if not isinstance(voice, str):
+        raise ValueError(f"audio voice must be a string, got {voice!r}")
+    if isinstance(speed, bool) or not isinstance(speed, int | float):
+        raise ValueError(f"audio speed must be a number, got {speed!r}")
+    return voice, float(speed)
+
+
 def compose(out_dir: Path, name: str, segments: Sequence[Mapping[str, object]],
             title: str = "Coming up", width: int = 640, height: int = 360, fps: int = 24,
-            progress: Progress | None = None) -> RenderedVideo:
+            progress: Progress | None = None, audio: Mapping[str, object] | None = None,
+            narrate: bool = True) -> RenderedVideo:
     """Concatenate intro/outro/narration cards and decoded manim clips (a Revideo stand-in).
 
     Segments look like ``{"type": "intro", "duration": 5}``, ``{"type": "manim", "path": p}``
     (skipped when ``path`` is None), ``{"type": "narration", "text": "..."}`` and
-    ``{"type": "outro", "duration": 3}``; cards accept an optional ``text``.
+    ``{"type": "outro", "duration": 3}``; cards accept an optional ``text``. A narration
+    is spoken with ``audio`` ``{"voice", "speed"}`` and captioned: over the manim clip
+    right before it (its last frame held until the speech ends), else over a card of
+    its text; it lasts as long as its speech (plus PAUSE_S), or ``duration`` if longer.
+    Intro and outro cards are silent. The thumbnail is the first clip's middle frame,
+    else the first card.
+
+    :raises ValueError: a bad segment, title, size, name, voice or speed.
     """
-    canvas = _Canvas(width, height, fps)
+    canvas = Canvas(width, height, fps)
     title = _text(title, "title")
+    voice, speed = _audio_options(audio)
     plan = [seg for raw in segments if (seg := _parse_segment(raw, title)) is not None]
     if not plan:
         raise ValueError("segments contain nothing to render")
+    narrator = Narrator(voice, speed, narrate)
+    parts = _plan(plan, narrator)
 
-    def scene(writer: _VideoWriter, reporter: _Reporter) -> Image.Image:
+    def scene(studio: _Studio) -> Image.Image:
         thumb: Image.Image | None = None
-        for index, seg in enumerate(plan):
-            reporter.step(seg.kind, index)
-            if seg.path is not None:
-                for frame in _clip_frames(seg.path, canvas):
-                    writer.add_frame(frame)
+        first_card: Image.Image | None = None
+        for index, part in enumerate(parts):
+            studio.reporter.step(part.kind, index)
+            least = canvas.frames(part.seconds) if part.seconds else 0
+            if part.clip is not None:
+                middle = canvas.frames(_clip_seconds(part.clip)) // 2
+                pictures = _Keep(_clip_frames(part.clip, canvas), middle)
+                studio.part(pictures, part.narration, least)
+                thumb = thumb or pictures.image()
             else:
-                card = _card(canvas, seg.text, kicker=seg.kind)
-                thumb = thumb or card
-                writer.add_image(card, canvas.frames(seg.seconds))
-        return thumb or _card(canvas, title)
+                image = card(canvas, part.text, kicker=part.kind)
+                first_card = first_card or image
+                studio.part([image], part.narration, least, least)
+        return thumb or first_card or card(canvas, title)
 
-    return _render(out_dir, name, canvas, _Reporter(progress, len(plan)), scene)
+    return _render(out_dir, name, canvas, Reporter(progress, len(parts)), scene,
+                   narrator.sample_rate)
 
 
 def probe(path: Path) -> tuple[str, float]:

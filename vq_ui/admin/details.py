@@ -34,6 +34,7 @@ from vq_ui.admin.format import (
     is_validation_error,
     pretty_json,
     progress_text,
+    render_origin,
     safe_url,
     short_id,
     timestamp,
@@ -136,6 +137,9 @@ class JobDetails:
 
     def _body(self) -> None:
         with _section("Result", "result") as self.result_section:
+            self.origin = (
+                ui.label("").classes("text-warning text-sm").props("data-render-origin")
+            )
             self.media = ui.row().classes("w-full items-start gap-4")
             self.result_json = ui.label("").classes(_PRE)
         with _section("Error", "error") as self.error_section:
@@ -165,7 +169,7 @@ class JobDetails:
             ui.notify(f"Not a job id: {str(raw_id)[:40]!r}", type="negative")
             return
         self.job_id = job_id
-        self._set_video(None, None)
+        self._set_video(None, None, None)
         if await self.refresh():
             self.dialog.open()
 
@@ -190,7 +194,7 @@ class JobDetails:
     def _closed(self) -> None:
         if not self.dialog.value:
             self.job_id = None
-            self._set_video(None, None)  # stop playback and free the connection
+            self._set_video(None, None, None)  # stop playback and free the connection
 
     def _fill(self, job: Job, events: list[JobEvent]) -> None:
         self.title.set_text(str(job.id))
@@ -309,7 +313,11 @@ class JobDetails:
     def _fill_result(self, job: Job) -> None:
         result = job.result or {}
         self.result_section.set_visibility(bool(job.result))
-        self._set_video(safe_url(result.get("video_url")), safe_url(result.get("thumbnail_url")))
+        self._set_video(safe_url(result.get("video_url")), safe_url(result.get("thumbnail_url")),
+                        safe_url(result.get("captions_url")))
+        origin = render_origin(job.result)
+        self.origin.set_text(origin or "")
+        self.origin.set_visibility(origin is not None)
         self.result_json.set_text(pretty_json(job.result) if job.result else "")
 
     def _fill_error(self, job: Job) -> None:
@@ -341,7 +349,9 @@ class JobDetails:
         self.error_stack.set_text(str(stack))
         self.error_stack.set_visibility(bool(stack))
 
-    def _set_video(self, video_url: str | None, thumbnail_url: str | None) -> None:
+    def _set_video(
+        self, video_url: str | None, thumbnail_url: str | None, captions_url: str | None
+    ) -> None:
         if video_url == self.video_url and (video_url or not list(self.media)):
             return
         self.video_url = video_url
@@ -359,3 +369,7 @@ class JobDetails:
                     ui.image(thumbnail_url).classes("w-48").props("data-job-thumbnail")
                 if video_url:
                     ui.link("Open video", video_url, new_tab=True).props("data-video-link")
+                if captions_url:
+                    ui.link("Captions (WebVTT)", captions_url, new_tab=True).props(
+                        "data-captions-link"
+                    )

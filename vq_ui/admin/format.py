@@ -375,3 +375,26 @@ def safe_url(url: object) -> str | None:
     if url.startswith(("http://", "https://")):
         return url
     return url if url.startswith("/") and not url.startswith("//") else None
+
+
+def render_origin(result: dict[str, Any] | None) -> str | None:
+    """A warning for videos made by vq's own stand-in renderers, or ``None``.
+
+    The local renderer and the reference services (``vq services serve``) make real but
+    simple videos; nobody should mistake one for the platform's production render.
+    """
+    if not result:
+        return None
+    renderer = result.get("renderer")
+    how = f" ({renderer})" if isinstance(renderer, str) and renderer else ""
+    if result.get("service") == "local":
+        where = "vq's local renderer on this machine"
+    elif result.get("reference") is True:
+        where = f"vq's reference services{how}"
+    else:
+        return None
+    note = f"Made by {where}: a stand-in video, not a production render."
+    fallback = result.get("fallback")
+    if isinstance(fallback, str) and fallback:
+        note += f" {fallback}."
+    return note

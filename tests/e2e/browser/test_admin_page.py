@@ -27,6 +27,7 @@ from support.admin_browser import (
     seed,
     shown_job_ids,
     stat,
+    text_of,
     wait,
 )
 
@@ -180,6 +181,8 @@ async def test_details_show_payload_error_history_and_a_playing_video(
         "video_url": f"{web.url}/media/{video.video_path.name}",
         "thumbnail_url": f"{web.url}/media/{video.thumbnail_path.name}",
         "duration": video.duration,
+        "service": "local",
+        "renderer": "local",
     }
     seeded = await seed(store, video=result)
     log_in(driver, web, "admin")
@@ -203,6 +206,9 @@ async def test_details_show_payload_error_history_and_a_playing_video(
     thumb = driver.find_element(By.CSS_SELECTOR, f"{DETAILS} [data-job-thumbnail] img")
     wait(driver).until(lambda d: d.execute_script("return arguments[0].naturalWidth", thumb) > 0)
     assert "completed" in driver.find_element(By.CSS_SELECTOR, "[data-details-status]").text
+    # A stand-in render says so, so nobody takes it for the platform's production video.
+    origin = text_of(driver, f"{DETAILS} [data-render-origin]")
+    assert "local renderer" in origin and "not a production render" in origin
     screenshot(driver, "job-details")
 
 
