@@ -177,9 +177,11 @@ async def test_details_show_payload_error_history_and_a_playing_video(
     store: Store, web: WebApp, driver: WebDriver
 ) -> None:
     video = render_explainer(web.media_dir, "gravity", "How does gravity bend light?", length=4)
+    assert video.captions_path is not None
     result = {
         "video_url": f"{web.url}/media/{video.video_path.name}",
         "thumbnail_url": f"{web.url}/media/{video.thumbnail_path.name}",
+        "captions_url": f"{web.url}/media/{video.captions_path.name}",
         "duration": video.duration,
         "service": "local",
         "renderer": "local",
@@ -209,6 +211,8 @@ async def test_details_show_payload_error_history_and_a_playing_video(
     # A stand-in render says so, so nobody takes it for the platform's production video.
     origin = text_of(driver, f"{DETAILS} [data-render-origin]")
     assert "local renderer" in origin and "not a production render" in origin
+    captions = driver.find_element(By.CSS_SELECTOR, f"{DETAILS} [data-captions-link]")
+    assert captions.get_attribute("href") == result["captions_url"]
     screenshot(driver, "job-details")
 
 
@@ -225,6 +229,10 @@ def _assert_video_plays(driver: WebDriver) -> None:
         )
     )
     assert driver.execute_script(f"return {video}.videoWidth") == 640
+    # The narration's AAC track is decoded by the browser too, not only the picture.
+    wait(driver).until(
+        lambda d: d.execute_script(f"return {video}.webkitAudioDecodedByteCount") > 0
+    )
 
 
 async def test_viewer_reads_but_gets_no_action_buttons(
