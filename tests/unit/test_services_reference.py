@@ -142,3 +142,45 @@ async def test_manim_scene_type_defaults_to_auto_and_names_the_kinds(
     assert [r.status_code for r in accepted] == [200] * 4
     assert wrong.status_code == 400
     assert all(k in wrong.json()["error"] for k in ("auto", "diagram", "plot", "steps"))
+
+
+async def test_compose_fetches_a_clip_only_from_an_allowed_origin(tmp_path: Path) -> None:
+    """Revideo on one server, Manim on another: the clip is fetched over HTTP when its
+    origin is allowed, refused (400 naming the segment) when it is not."""
+    from dataclasses import replace
+
+    from support.services import TINY
+
+    from vq_plugins.reference.reference_services import start_reference_server
+    from vq_plugins.services.render_engine import probe
+
+    with start_reference_server(tmp_path / "manim", options=TINY) as manim:
+        async with httpx.AsyncClient(timeout=60) as client:
+            clip = (await client.post(f"{manim.url}/manim/render",
+                                      json={"content": "Rayleigh scattering"})).json()
+            body = {"segments": [{"type": "intro", "duration": 1},
+                                 {"type": "manim", "url": clip["video_url"]},
+                                 {"type": "outro", "duration": 1}]}
+            with start_reference_server(tmp_path / "closed", options=TINY) as closed:
+                refused = await client.post(f"{closed.url}/revideo/compose", json=body)
+            allowed = replace(TINY, clip_origins=(manim.url,))
+            with start_reference_server(tmp_path / "open", options=allowed) as open_:
+                composed = await client.post(f"{open_.url}/revideo/compose", json=body)
+                video = await client.get(composed.json()["video_url"])
+    assert refused.status_code == 400
+    assert "segments.1.url" in refused.json()["error"] and "not allowed" in refused.json()["error"]
+    assert composed.status_code == 200, composed.text
+    (tmp_path / "composed.mp4").write_bytes(video.content)
+    _, duration = probe(tmp_path / "composed.mp4")
+    # intro 1 + the fetched 2 s clip + outro 1
+    assert duration == pytest.approx(1 + clip["duration"] + 1, abs=0.2)
+
+
+async def test_compose_refuses_a_missing_media_file_of_its_own(
+    reference: ReferenceServer,
+) -> None:
+    body = {"segments": [{"type": "manim", "url": f"{reference.url}/media/nothing.mp4"}]}
+    async with httpx.AsyncClient(timeout=30) as client:
+        answer = await client.post(f"{reference.url}/revideo/compose", json=body)
+    assert answer.status_code == 400
+    assert "segments.0.url" in answer.json()["error"]

@@ -64,6 +64,9 @@ class RenderOptions:
     manim: bool | None = None
     manim_time_limit: float = 120.0
     manim_workers: int = 2
+    # Origins (scheme://host:port) of other servers /revideo/compose may fetch Manim
+    # clips from; its own /media files are always read directly.
+    clip_origins: tuple[str, ...] = ()
 
 
 @dataclass
@@ -294,25 +297,37 @@ async def _render_manim(state: ReferenceState, req: ManimRequest, name: str) -> 
     }
 
 
+def _origin(url: str) -> str:
+    parts = urlsplit(url)
+    return f"{parts.scheme}://{parts.netloc}".lower()
+
+
 async def _local_clip(state: ReferenceState, url: str, index: int, scratch: Path) -> Path:
-    """The file behind a manim segment URL: ours when the path is /media/NAME, else fetched."""
+    """The file behind a manim segment URL: ours when it is one of our /media files, else
+    fetched, but only from an origin in ``clip_origins`` (no redirects followed)."""
     parts = urlsplit(url)
     if parts.scheme not in ("http", "https") or not parts.netloc:
         raise BadRequest(f"segments.{index}.url: must be an http(s) URL")
-    name = parts.path.rpartition("/")[2]
-    if parts.path.startswith("/media/") and _MEDIA_NAME.fullmatch(name):
+    origin, name = _origin(url), parts.path.rpartition("/")[2]
+    if origin == _origin(state.public_url):
         local = state.media_dir / name
-        if local.is_file():
-            return local
+        if not (parts.path == f"/media/{name}" and _MEDIA_NAME.fullmatch(name)
+                and local.is_file()):
+            raise BadRequest(f"segments.{index}.url: no such media file here: {parts.path}")
+        return local
+    if origin not in {_origin(o) for o in state.options.clip_origins}:
+        # A compose request must not make this server fetch from anywhere it is told.
+        raise BadRequest(f"segments.{index}.url: origin {origin} is not allowed "
+                         "(vq services serve --clip-origin)")
     target = scratch / f"clip-{index}.mp4"
     try:
-        async with httpx.AsyncClient(timeout=30, follow_redirects=True) as client:
+        async with httpx.AsyncClient(timeout=30, follow_redirects=False) as client:
             response = await client.get(url)
     except httpx.HTTPError as exc:
         raise BadRequest(f"segments.{index}.url: cannot fetch: {type(exc).__name__}") from None
     if response.status_code != 200:
         raise BadRequest(f"segments.{index}.url: answered {response.status_code}")
-    target.write_bytes(response.content)
+    await asyncio.to_thread(target.write_bytes, response.content)
     return target
 
 

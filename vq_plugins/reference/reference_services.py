@@ -195,6 +195,14 @@ def services_group() -> None:
     help="Kill a Manim render that runs longer and answer 504.",
 )
 @click.option(
+    "--clip-origin",
+    "clip_origins",
+    multiple=True,
+    metavar="URL",
+    help="Another server's origin (http://127.0.0.1:9001) that /revideo/compose may fetch "
+    "Manim clips from; repeatable. Its own /media files need none.",
+)
+@click.option(
     "--faults",
     "faults_json",
     default=None,
@@ -209,6 +217,7 @@ def serve_command(
     fps: int,
     manim: bool | None,
     manim_time_limit: float,
+    clip_origins: tuple[str, ...],
     faults_json: str | None,
 ) -> None:
     """Serve the orchestrator (/render), Manim (/manim/render) and Revideo
@@ -217,6 +226,7 @@ def serve_command(
     from vq_plugins.reference.app import ReferenceState, RenderOptions
     from vq_plugins.reference.faults import FaultError, faults_from
     from vq_plugins.reference.manim_runner import manim_installed
+    from vq_plugins.services.http_service import is_http_url
 
     if manim and not manim_installed():
         raise click.UsageError("--manim: Manim is not installed (pip install -e '.[manim]')")
@@ -227,8 +237,12 @@ def serve_command(
             media_dir = load_settings().data_dir / "reference-media"
         except ConfigError as exc:
             raise click.UsageError(f"{exc}; or pass --media-dir") from None
+    for origin in clip_origins:
+        if not is_http_url(origin):
+            raise click.BadParameter(f"not an http(s) URL: {origin!r}", param_hint="--clip-origin")
     options = RenderOptions(
-        width=width, height=height, fps=fps, manim=manim, manim_time_limit=manim_time_limit
+        width=width, height=height, fps=fps, manim=manim, manim_time_limit=manim_time_limit,
+        clip_origins=clip_origins,
     )
     state = ReferenceState(media_dir, options)
     if faults_json:
