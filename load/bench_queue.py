@@ -14,6 +14,11 @@ Usage: python load/bench_queue.py [--server postgresql://postgres@127.0.0.1:5432
        [--n 20000] [--concurrency 200] [--rate 200] [--seconds 10] [--rounds 3]
 vq and the baseline alternate, round by round, so each ratio compares runs made
 moments apart; the median ratio over the rounds is the headline.
+
+       python load/bench_queue.py --peers [--peers-dir DIR] [--n 20000] [--rounds 3]
+--peers measures batch enqueue and drain (one and two `vq worker` processes at vq's
+default settings) beside bare SQL and every peer queue installed in DIR (see peers.py),
+and judges issue 14's targets on the median ratios.
 """
 
 from __future__ import annotations
@@ -30,6 +35,7 @@ from pathlib import Path
 from typing import Any
 
 import asyncpg
+import peers
 
 from vq_core import db
 from vq_core.db import migrations
@@ -104,23 +110,28 @@ async def bench_enqueue_single(store: Store, n: int) -> dict[str, Any]:
     return {"op": "enqueue_single", "n": n, "sec": round(dt, 3), "jobs_per_s": round(n / dt, 1)}
 
 
-def start_worker(dsn: str, concurrency: int, poll: float = 1.0) -> subprocess.Popen[bytes]:
+def start_worker(
+    dsn: str, concurrency: int | None, poll: float | None = 1.0
+) -> subprocess.Popen[bytes]:
+    """One `vq worker` process; None leaves a setting at vq's default."""
     env = dict(
         os.environ,
         VQ_DATABASE_URL=dsn,
-        VQ_POLL_INTERVAL=str(poll),
         VQ_CONFIG="/nonexistent/vq.toml",
         VQ_LOG_LEVEL="WARNING",
     )
+    if poll is not None:
+        env["VQ_POLL_INTERVAL"] = str(poll)
+    flags = [] if concurrency is None else ["--concurrency", str(concurrency)]
+    # Its start-up banner goes to stderr: stdout carries only the JSON document.
     return subprocess.Popen(
-        [sys.executable, "-m", "vq_core.cli", "worker", "--concurrency", str(concurrency)],
-        env=env,
+        [sys.executable, "-m", "vq_core.cli", "worker", *flags], env=env, stdout=sys.stderr
     )
 
 
-async def wait_registered(store: Store, timeout: float = 60) -> None:
+async def wait_registered(store: Store, count: int = 1, timeout: float = 60) -> None:
     deadline = time.monotonic() + timeout
-    while not await store.list_workers():
+    while len(await store.list_workers()) < count:
         if time.monotonic() > deadline:
             raise RuntimeError("the worker did not start")
         await asyncio.sleep(0.05)
@@ -137,23 +148,31 @@ def process_cpu_s(pid: int) -> float:
     return (int(fields[11]) + int(fields[12])) / os.sysconf("SC_CLK_TCK")
 
 
-async def bench_drain(store: Store, dsn: str, n: int, concurrency: int) -> dict[str, Any]:
+async def bench_drain(
+    store: Store,
+    dsn: str,
+    n: int,
+    concurrency: int | None,
+    workers: int = 1,
+    poll: float | None = 1.0,
+) -> dict[str, Any]:
     await truncate(store)
     for i in range(0, n, 5000):
         await store.enqueue_many([NewJob("noop") for _ in range(i, min(n, i + 5000))])
     await store.pool.execute("VACUUM ANALYZE vq.jobs")
-    proc = start_worker(dsn, concurrency)
+    procs = [start_worker(dsn, concurrency, poll) for _ in range(workers)]
     try:
-        await wait_registered(store)
-        # The worker registers before its first claim: CPU from here on is the drain's.
-        cpu0 = process_cpu_s(proc.pid)
+        await wait_registered(store, workers)
+        # The workers register before their first claim: CPU from here on is the drain's.
+        cpu0 = sum(process_cpu_s(p.pid) for p in procs)
         # Each check reads the two partial indexes, not the table, so watching for the
         # end takes no CPU from the drain being measured.
         while await store.pool.fetchval(UNFINISHED):
             await asyncio.sleep(0.1)
-        cpu = process_cpu_s(proc.pid) - cpu0
+        cpu = sum(process_cpu_s(p.pid) for p in procs) - cpu0
     finally:
-        await stop(proc)
+        for proc in procs:
+            await stop(proc)
     # Timed by the database's own clock, from the first claim to the last completion,
     # so the worker's start-up is not counted.
     sec = await store.pool.fetchval(
@@ -163,7 +182,8 @@ async def bench_drain(store: Store, dsn: str, n: int, concurrency: int) -> dict[
     return {
         "op": "drain",
         "n": n,
-        "concurrency": concurrency,
+        "workers": workers,
+        "concurrency": concurrency if concurrency is not None else "default",
         "sec": round(float(sec), 3),
         "jobs_per_s": round(n / float(sec), 1),
         "events_written": events,
@@ -338,6 +358,149 @@ async def main(args: argparse.Namespace) -> None:
     print(json.dumps({"rounds": rounds, "median_ratios": median}, indent=2))
 
 
+# --peers: vq, the bare-SQL baseline and the peer queues, in rounds.
+
+DRAIN_PEER = "graphile-worker"  # the peer the drain target names, at its best setting
+
+
+async def vq_peers_round(store: Store, dsn: str, n: int) -> dict[str, Any]:
+    """vq's numbers for the peer comparison: every worker at vq's default settings."""
+    return {
+        "enqueue_batch": await bench_enqueue(store, n, 1000),
+        "drain": await bench_drain(store, dsn, n, None, workers=1, poll=None),
+        "drain_two_workers": await bench_drain(store, dsn, n, None, workers=2, poll=None),
+    }
+
+
+async def bare_peers_round(server: str, n: int) -> dict[str, Any]:
+    await fresh_database(server, "bare_sql_bench")
+    return {
+        "enqueue": bare_sql(server, "enqueue", "--n", str(n), "--batch", "1000"),
+        "drain": bare_sql(server, "drain", "--n", str(n), "--claim", "50", "--workers", "2"),
+    }
+
+
+def peer_round(peer: peers.Peer, folder: Path, server: str, n: int) -> dict[str, Any]:
+    """One peer's enqueue and drain; a failing script is reported, not raised."""
+    try:
+        return peers.measure(peer, folder, server, n)
+    except subprocess.CalledProcessError as e:
+        return {"failed": f"exit {e.returncode}: {str(e.stderr or '').strip()[-300:]}"}
+    except (subprocess.TimeoutExpired, RuntimeError, ValueError) as e:
+        return {"failed": str(e)[-300:]}
+
+
+def rate(numbers: dict[str, Any] | None, op: str) -> float | None:
+    if not numbers or op not in numbers:
+        return None
+    return float(numbers[op]["jobs_per_s"])
+
+
+def ratio(a: float | None, b: float | None) -> float | None:
+    return round(a / b, 3) if a and b else None
+
+
+def peer_ratios(round_: dict[str, Any]) -> dict[str, float | None]:
+    """vq over each of the others, measured in the same round."""
+    vq = round_["vq"]
+    out = {
+        "drain_two_workers_over_one": ratio(rate(vq, "drain_two_workers"), rate(vq, "drain")),
+    }
+    for name, numbers in round_["others"].items():
+        key = name.replace("-", "_")
+        out[f"drain_vq_over_{key}"] = ratio(rate(vq, "drain"), rate(numbers, "drain"))
+        out[f"enqueue_vq_over_{key}"] = ratio(rate(vq, "enqueue_batch"), rate(numbers, "enqueue"))
+    return out
+
+
+def median_ratios(rounds: list[dict[str, Any]]) -> dict[str, float | None]:
+    keys = rounds[0]["ratios"].keys()
+    result: dict[str, float | None] = {}
+    for k in keys:
+        values = [r["ratios"][k] for r in rounds if r["ratios"].get(k) is not None]
+        result[k] = round(statistics.median(values), 3) if values else None
+    return result
+
+
+def verdict(value: float | None, passes: bool) -> dict[str, Any]:
+    if value is None:
+        return {"ratio": None, "result": "skipped"}
+    return {"ratio": value, "result": "pass" if passes else "fail"}
+
+
+def peer_targets(median: dict[str, float | None]) -> dict[str, dict[str, Any]]:
+    """Issue 14's queue targets, judged on the median ratios."""
+    drain = median.get(f"drain_vq_over_{DRAIN_PEER.replace('-', '_')}")
+    enqueue = median.get("enqueue_vq_over_bare_sql")
+    two = median.get("drain_two_workers_over_one")
+    return {
+        "drain: one vq worker >= graphile-worker (ratio >= 1.0)": verdict(
+            drain, drain is not None and drain >= 1.0
+        ),
+        "batch enqueue >= 0.5 x bare SQL": verdict(enqueue, enqueue is not None and enqueue >= 0.5),
+        "a second vq worker adds drain throughput (ratio > 1.0)": verdict(
+            two, two is not None and two > 1.0
+        ),
+    }
+
+
+async def peers_main(args: argparse.Namespace) -> None:
+    """Rounds of vq, bare SQL and every installed peer, their order rotating round by
+    round; one JSON document with every measurement, the median ratios and the targets."""
+    folder = peers.peers_dir(args.peers_dir)
+    skipped: dict[str, str] = {}
+    ready: list[peers.Peer] = []
+    for peer in peers.PEERS:
+        why = peers.missing(peer, folder)
+        if why:
+            skipped[peer.name] = why
+            continue
+        await peers.prepare(peer, folder, args.server)
+        ready.append(peer)
+    if not BARE_SQL.exists():
+        skipped["bare_sql"] = f"{BARE_SQL} not found"
+    started = time.strftime("%Y-%m-%dT%H:%M:%SZ", time.gmtime())
+    load_before = os.getloadavg()
+    store, dsn = await fresh_store(args.server)
+    # Each target is a coroutine factory, so the rotation below changes who runs first.
+    targets: list[tuple[str, Any]] = [("vq", lambda: vq_peers_round(store, dsn, args.n))]
+    if BARE_SQL.exists():
+        targets.append(("bare_sql", lambda: bare_peers_round(args.server, args.n)))
+    for peer in ready:
+        targets.append(
+            (
+                peer.name,
+                lambda p=peer: asyncio.to_thread(peer_round, p, folder, args.server, args.n),
+            )
+        )
+    rounds: list[dict[str, Any]] = []
+    try:
+        for r in range(args.rounds):
+            order = targets[r % len(targets) :] + targets[: r % len(targets)]
+            measured = {name: await run() for name, run in order}
+            vq = measured.pop("vq")
+            round_ = {"order": [name for name, _ in order], "vq": vq, "others": measured}
+            round_["ratios"] = peer_ratios(round_)
+            rounds.append(round_)
+    finally:
+        await store.close()
+    median = median_ratios(rounds)
+    print(
+        json.dumps(
+            {
+                "started": started,
+                "peers_dir": str(folder),
+                "skipped": skipped,
+                "load_average": {"before": load_before, "after": os.getloadavg()},
+                "rounds": rounds,
+                "median_ratios": median,
+                "targets": peer_targets(median),
+            },
+            indent=2,
+        )
+    )
+
+
 if __name__ == "__main__":
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument(
@@ -350,5 +513,18 @@ if __name__ == "__main__":
     parser.add_argument("--rate", type=float, default=200)
     parser.add_argument("--seconds", type=float, default=10)
     parser.add_argument("--rounds", type=int, default=3, help="alternating vq/baseline rounds")
+    parser.add_argument(
+        "--peers",
+        action="store_true",
+        help="vq's drain and batch enqueue beside bare SQL and every installed peer queue",
+    )
+    parser.add_argument(
+        "--peers-dir",
+        help="prepared peers folder (default: $VQ_BENCH_PEERS or ../shared/bench/peers)",
+    )
+    parsed = parser.parse_args()
+    if parsed.n < 1 or parsed.rounds < 1:
+        parser.error("--n and --rounds must be at least 1")
     # The same event loop as vq's own processes and the baseline: uvloop when installed.
-    run_coroutine(main(parser.parse_args()), os.environ.get("VQ_EVENT_LOOP", "auto"))
+    entry = peers_main(parsed) if parsed.peers else main(parsed)
+    run_coroutine(entry, os.environ.get("VQ_EVENT_LOOP", "auto"))
