@@ -25,7 +25,7 @@ import sys
 import time
 from pathlib import Path
 
-import asyncpg
+from bench_queue import UNFINISHED, fresh_database, start_worker, stop, truncate
 
 from vq_core import db
 from vq_core.db import migrations
@@ -34,7 +34,6 @@ from vq_core.store import Store
 
 DATABASE = "vq_bench_memory"
 TARGET_MB = 60.0
-UNFINISHED = "SELECT EXISTS (SELECT 1 FROM vq.jobs WHERE status IN ('queued', 'running'))"
 BASELINE = (
     "import asyncio, asyncpg, sys\n"
     "async def main():\n"
@@ -55,13 +54,7 @@ def peak_mb(status: str) -> float:
 
 
 async def fresh_store(server: str) -> tuple[Store, str]:
-    conn = await asyncpg.connect(server)
-    try:
-        await conn.execute(f'DROP DATABASE IF EXISTS "{DATABASE}" WITH (FORCE)')
-        await conn.execute(f'CREATE DATABASE "{DATABASE}"')
-    finally:
-        await conn.close()
-    dsn = server.rsplit("/", 1)[0] + "/" + DATABASE
+    dsn = await fresh_database(server, DATABASE)
     conn = await db.connect(dsn)
     try:
         await migrations.migrate(conn)
@@ -72,12 +65,10 @@ async def fresh_store(server: str) -> tuple[Store, str]:
 
 async def worker_peak(store: Store, dsn: str, n: int) -> dict[str, float]:
     """Drain ``n`` no-op jobs with one default `vq worker`; its peak RSS and drain rate."""
-    await store.pool.execute("TRUNCATE vq.jobs, vq.job_events, vq.workers CASCADE")
+    await truncate(store)
     for i in range(0, n, 5000):
         await store.enqueue_many([NewJob("noop") for _ in range(i, min(n, i + 5000))])
-    env = dict(os.environ, VQ_DATABASE_URL=dsn, VQ_CONFIG="/nonexistent/vq.toml",
-               VQ_LOG_LEVEL="WARNING")
-    proc = subprocess.Popen([sys.executable, "-m", "vq_core.cli", "worker"], env=env)
+    proc = start_worker(dsn, concurrency=None, poll=None)
     try:
         deadline = time.monotonic() + 600
         while await store.pool.fetchval(UNFINISHED):
@@ -86,8 +77,7 @@ async def worker_peak(store: Store, dsn: str, n: int) -> dict[str, float]:
             await asyncio.sleep(0.1)
         peak = peak_mb(Path(f"/proc/{proc.pid}/status").read_text())
     finally:
-        proc.terminate()
-        await asyncio.to_thread(proc.wait, 60)
+        await stop(proc)
     sec = await store.pool.fetchval(
         "SELECT extract(epoch FROM max(completed_at) - min(started_at)) FROM vq.jobs"
     )

@@ -333,11 +333,10 @@ async def _local_clip(state: ReferenceState, url: str, index: int, scratch: Path
 
 async def _known_voice(voice: str, field: str) -> None:
     """A 400 naming ``field`` before any work when espeak-ng does not know ``voice``."""
-    if await asyncio.to_thread(speech.speech_available):
-        try:
-            await asyncio.to_thread(speech.check_voice, voice)
-        except ValueError as exc:
-            raise BadRequest(f"{field}: {exc}") from None
+    try:
+        await asyncio.to_thread(speech.refuse_unknown_voice, voice)
+    except ValueError as exc:
+        raise BadRequest(f"{field}: {exc}") from None
 
 
 async def _compose(state: ReferenceState, req: ComposeRequest, name: str) -> dict[str, Any]:

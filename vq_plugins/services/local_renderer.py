@@ -157,10 +157,8 @@ class LocalRenderer:
         """Fail before rendering when espeak-ng is here and does not know ``voice``."""
         from vq_plugins.services import speech
 
-        if not speech.speech_available():
-            return
         try:
-            speech.check_voice(voice)
+            speech.refuse_unknown_voice(voice)
         except ValueError as exc:
             raise ServiceError(
                 ErrorCategory.INVALID_INPUT,

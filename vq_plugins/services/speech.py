@@ -192,6 +192,14 @@ def check_voice(voice: object) -> str:
     return voice
 
 
+def refuse_unknown_voice(voice: object) -> None:
+    """``check_voice`` where espeak-ng is here; nothing without it (a silent render
+    needs no voice). The renderers call it before any work, so a bad voice wastes none.
+    """
+    if speech_available():
+        check_voice(voice)
+
+
 def synthesize(text: str, voice: str = "default", speed: float = 1.0) -> Speech:
     """Speak ``text``; silence at both ends is trimmed, so ``duration`` is the speech.
 
