@@ -142,6 +142,26 @@ def click(driver: WebDriver, selector: str, by: str = By.CSS_SELECTOR) -> None:
     wait(driver).until(attempt, f"could not click {selector}")
 
 
+def unfold(driver: WebDriver, selector: str) -> None:
+    """Open a ``<details>`` element by clicking its summary, as a user would.
+
+    A click can land while the dialog is still animating into place, or Vue can
+    re-render the row and drop the element's open state; the summary is then clicked
+    again until the fold shows its content, within the suite's deadline.
+    """
+
+    def opened(d: WebDriver) -> bool:
+        fold = d.find_element(By.CSS_SELECTOR, selector)
+        if not d.execute_script("return arguments[0].open", fold):
+            try:
+                fold.find_element(By.TAG_NAME, "summary").click()
+            except (ElementClickInterceptedException, ElementNotInteractableException):
+                return False
+        return bool(fold.find_element(By.CSS_SELECTOR, "pre").is_displayed())
+
+    wait(driver).until(opened, f"could not unfold {selector}")
+
+
 def row_button(driver: WebDriver, action: str, job_id: uuid.UUID) -> None:
     """Click a row's action button (details, cancel, retry)."""
     click(driver, f"button[data-action={action}][data-job-id='{job_id}']")

@@ -29,6 +29,7 @@ from support.admin_browser import (
     screenshot,
     seed,
     shown_job_ids,
+    unfold,
     wait,
 )
 from support.helpers import eventually
@@ -257,8 +258,7 @@ async def test_history_is_one_line_per_event_and_names_each_attempts_worker(
     raw = f"{DETAILS} [data-section=events] details[data-event-raw]"
     assert driver.execute_script(f"return document.querySelector('{raw}').open") is False
     assert not driver.find_element(By.CSS_SELECTOR, f"{raw} pre").is_displayed()
-    click(driver, f"{raw} summary")
-    wait(driver).until(lambda d: d.find_element(By.CSS_SELECTOR, f"{raw} pre").is_displayed())
+    unfold(driver, raw)
     assert '"type": "API_ERROR"' in driver.find_element(By.CSS_SELECTOR, f"{raw} pre").text
     driver.execute_script(
         "document.querySelector(arguments[0]).scrollIntoView()",
