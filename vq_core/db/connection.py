@@ -109,6 +109,20 @@ async def _init_pooled(options: ConnectOptions, conn: asyncpg.Connection) -> Non
     await init_connection(conn)
 
 
+async def _keep_session(conn: asyncpg.Connection) -> None:
+    """Hand a released connection back as it is.
+
+    asyncpg's default reset sends ``pg_advisory_unlock_all(); CLOSE ALL; UNLISTEN *;
+    RESET ALL`` on every release: a round trip per claim and per completion batch (a
+    tenth of a worker's CPU in a drain). vq leaves no session state on a pooled
+    connection to undo: its advisory locks are transaction locks, its cursors live in
+    transactions, LISTEN has connections of its own, and it never runs ``SET`` outside
+    a function's definition (tests/unit/test_session_state.py reads every SQL block for
+    that). asyncpg still rolls back a transaction left open before calling this.
+    """
+    del conn
+
+
 async def create_pool(
     dsn: str, min_size: int = 2, max_size: int = 10, options: ConnectOptions | None = None
 ) -> asyncpg.Pool:
@@ -119,6 +133,7 @@ async def create_pool(
         min_size=min_size,
         max_size=max_size,
         init=functools.partial(_init_pooled, options),
+        reset=_keep_session,
         timeout=options.connect_timeout,
         command_timeout=options.statement_timeout,
         statement_cache_size=options.statement_cache_size,
