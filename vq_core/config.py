@@ -155,6 +155,20 @@ class Settings(BaseSettings):
     )
 
     concurrency: int = Field(default=10, ge=1, le=10_000)
+    prefetch: int = Field(
+        default=1000,
+        ge=0,
+        le=100_000,
+        description="jobs a worker may hold beyond its concurrency, waiting for a slot, "
+        "when they run fast enough to start within prefetch_wait (0: never)",
+    )
+    prefetch_wait: float = Field(
+        default=0.1,
+        gt=0,
+        le=60,
+        description="seconds a prefetched job may expect to wait for a slot, at the "
+        "measured mean run time",
+    )
     lease_seconds: float = Field(default=30.0, gt=1)
     claim_oldest_every: int = Field(
         default=10,

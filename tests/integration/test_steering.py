@@ -356,7 +356,11 @@ async def run_under_high_stream(
             await asyncio.sleep(0.005)  # pacing the producer, not synchronisation
 
     producer = asyncio.create_task(produce())
-    tuned = settings.model_copy(update={"concurrency": 2, "claim_oldest_every": every})
+    # No prefetch: its claims of hundreds would empty the high queue between refills,
+    # and the low jobs would start in a lull instead of by their share of the claims.
+    tuned = settings.model_copy(
+        update={"concurrency": 2, "claim_oldest_every": every, "prefetch": 0}
+    )
     try:
         async with running_worker(
             store, tuned, {"scripted": ScriptedService("scripted", ("doubt",))}, dsn

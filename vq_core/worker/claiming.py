@@ -25,6 +25,7 @@ from vq_core import db, tracing
 from vq_core.config import Settings
 from vq_core.models import ClaimedJob
 from vq_core.store import Store
+from vq_core.worker.prefetch import Prefetch
 from vq_core.worker.routing import Router
 
 log = logging.getLogger("vq.worker")
@@ -52,7 +53,8 @@ class Claimer:
     """Claims jobs while there is room and starts each on ``execute``.
 
     ``tasks`` and ``jobs`` are the worker's jobs in flight, by id; the claimer adds
-    each job it starts and removes it when its task ends.
+    each job it starts and removes it when its task ends. With ``prefetch``, it may
+    claim more than the free slots (see ``vq_core.worker.prefetch``).
     """
 
     def __init__(
@@ -65,8 +67,10 @@ class Claimer:
         execute: Execute,
         tasks: dict[uuid.UUID, asyncio.Task[None]],
         jobs: dict[uuid.UUID, ClaimedJob],
+        prefetch: Prefetch | None = None,
     ) -> None:
         self.worker_id = worker_id
+        self.prefetch = prefetch
         self.store = store
         self.router = router
         self.settings = settings
@@ -143,11 +147,22 @@ class Claimer:
         finally:
             stop_wait.cancel()
 
+    def _room(self) -> int:
+        """Jobs this worker may hold: its slots, and the prefetch allowance unless a
+        cluster-wide cap is in play (a held job counts as running against the cap, and
+        another worker may have a free slot for it)."""
+        concurrency = self.settings.concurrency
+        if self.prefetch is None or any(
+            self.router.is_capped(t) for t in self.router.claimable_types()
+        ):
+            return concurrency
+        return concurrency + self.prefetch.allowance()
+
     async def _claim_once(self, lane: _Lane) -> bool:
         """Claim what fits; True when it claimed something and should try again at once."""
-        concurrency = self.settings.concurrency
-        free = concurrency - len(self.tasks) - sum(n for _, n in self._claiming)
-        types, limit = self._claim_plan(min(free, -(-concurrency // CLAIM_LANES)))
+        room = self._room()
+        free = room - len(self.tasks) - sum(n for _, n in self._claiming)
+        types, limit = self._claim_plan(min(free, -(-room // CLAIM_LANES)))
         if limit <= 0 or not types:
             lane.maybe_more = free <= 0 or bool(self._claiming)
             return False
@@ -183,7 +198,7 @@ class Claimer:
             task = asyncio.create_task(self._execute(job))
             self.tasks[job.id] = task
             task.add_done_callback(functools.partial(self._job_done, job.id))
-        return bool(jobs) and len(self.tasks) < concurrency
+        return bool(jobs) and len(self.tasks) < room
 
     def _claim_plan(self, free: int) -> tuple[list[str], int]:
         """Types to claim and how many, honouring per-type caps of this process

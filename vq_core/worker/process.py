@@ -156,6 +156,7 @@ class Worker:
             execute=self.runner.execute,
             tasks=self.tasks,
             jobs=self.jobs,
+            prefetch=self.runner.prefetch,
         )
         self.callbacks = CallbackDeliverer(store, settings.callbacks, self.id)
         self.notifications = Notifications(

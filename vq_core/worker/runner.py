@@ -27,6 +27,7 @@ from vq_core.models import ClaimedJob, ErrorCategory, JobStatus
 from vq_core.store import Store
 from vq_core.video_service import ProgressCallback, VideoService, url_origin
 from vq_core.worker.events import EventEmitter
+from vq_core.worker.prefetch import Prefetch
 from vq_core.worker.retry_policy import default_category, retry_delay
 from vq_core.worker.routing import Router
 from vq_core.worker.verification import allowed_origins, make_client, verify_video
@@ -99,11 +100,34 @@ class JobRunner:
         self._started: dict[uuid.UUID, tuple[float, str]] = {}
         # Traces on: each vq.complete span from the hand-over to the batch write.
         self._completing: dict[uuid.UUID, Any] = {}
+        # The running slots: a prefetched job waits here (``Prefetch``), counted in
+        # ``tasks`` so that its lease is renewed and a cancel or shutdown reaches it.
+        self._slots = asyncio.Semaphore(settings.concurrency)
+        self.waiting: set[uuid.UUID] = set()
+        self.prefetch = Prefetch(settings.concurrency, settings.prefetch, settings.prefetch_wait)
 
     # -- running ----------------------------------------------------------------------
 
     async def execute(self, job: ClaimedJob) -> None:
-        """Run ``job`` to an outcome; never raises."""
+        """Run ``job`` to an outcome once a slot is free; never raises."""
+        self.waiting.add(job.id)
+        try:
+            await self._slots.acquire()
+        except asyncio.CancelledError:
+            # Cancelled, lost or shut down before it started: the same outcomes as
+            # for a running job, without a render to stop.
+            await self._aborted(job)
+            return
+        finally:
+            self.waiting.discard(job.id)
+        started = time.monotonic()
+        try:
+            await self._traced(job)
+        finally:
+            self._slots.release()
+            self.prefetch.observe(time.monotonic() - started)
+
+    async def _traced(self, job: ClaimedJob) -> None:
         if not tracing.enabled():
             await self._execute(job)
             return

@@ -1,0 +1,116 @@
+"""Prefetch on a real worker and database: jobs held beyond the slots wait for one.
+
+A worker that has measured its jobs as fast claims more than its free slots; those
+jobs are running in the database, never more than ``concurrency`` run at once, and a
+cancel or a shutdown reaches a held job as it reaches a running one.
+"""
+
+from __future__ import annotations
+
+import uuid
+
+from support.helpers import ScriptedService, eventually, running_worker
+
+from vq_core.config import Settings
+from vq_core.models import JobStatus, NewJob, Priority
+from vq_core.store import Store
+from vq_core.worker.process import Worker
+
+
+async def _running(store: Store) -> int:
+    counts = (await store.stats())["by_status"]
+    return int(counts["running"])
+
+
+async def _warm_up(store: Store, worker: Worker) -> None:
+    """One instant job, so that the worker has measured its pace."""
+    done = await store.enqueue(NewJob("scripted"))
+
+    async def completed() -> bool:
+        return (await store.get_job(done.id)).status is JobStatus.COMPLETED
+
+    await eventually(completed)
+    assert worker.runner.prefetch.allowance() > 0
+
+
+def _two_slots(settings: Settings, **more: object) -> Settings:
+    return settings.model_copy(update={"concurrency": 2, "prefetch": 50, **more})
+
+
+async def test_a_fresh_worker_claims_only_its_slots(
+    store: Store, settings: Settings, dsn: str
+) -> None:
+    service = ScriptedService()
+    async with running_worker(store, _two_slots(settings), {"scripted": service}, dsn) as worker:
+        await store.enqueue_many([NewJob("scripted", {"hold": f"h{i}"}) for i in range(6)])
+        await eventually(lambda: _true(len(service.running) == 2))
+        # No run measured yet: a render may take minutes, so nothing is held beyond them.
+        assert worker.runner.prefetch.allowance() == 0
+        assert await _running(store) == 2 and len(worker.tasks) == 2
+        for i in range(6):
+            service.gate(f"h{i}").set()
+
+
+async def _true(value: bool) -> bool:
+    return value
+
+
+async def test_fast_jobs_are_held_beyond_the_slots_but_run_two_at_a_time(
+    store: Store, settings: Settings, dsn: str
+) -> None:
+    service = ScriptedService()
+    async with running_worker(store, _two_slots(settings), {"scripted": service}, dsn) as worker:
+        await _warm_up(store, worker)
+        held = await store.enqueue_many([NewJob("scripted", {"hold": f"h{i}"}) for i in range(20)])
+
+        async def all_held() -> bool:
+            return await _running(store) == 20
+
+        await eventually(all_held)
+        assert len(worker.tasks) == 20 and len(service.running) == 2
+        for i in range(20):
+            service.gate(f"h{i}").set()
+        for job in held:
+            await eventually(lambda j=job.id: _is(store, j, JobStatus.COMPLETED))
+    assert service.most_running == 2
+
+
+async def _is(store: Store, job_id: uuid.UUID, status: JobStatus) -> bool:
+    return (await store.get_job(job_id)).status is status
+
+
+async def test_a_held_job_cancelled_is_never_rendered(
+    store: Store, settings: Settings, dsn: str
+) -> None:
+    service = ScriptedService()
+    one = _two_slots(settings, concurrency=1)
+    async with running_worker(store, one, {"scripted": service}, dsn) as worker:
+        await _warm_up(store, worker)
+        first = await store.enqueue(NewJob("scripted", {"hold": "first"}, priority=Priority.HIGH))
+        second = await store.enqueue(NewJob("scripted", {"hold": "second"}))
+        await service.started_event("first").wait()
+        await eventually(lambda: _is(store, second.id, JobStatus.RUNNING))
+        assert second.id in worker.runner.waiting
+        await store.cancel(second.id)
+        await eventually(lambda: _is(store, second.id, JobStatus.CANCELLED))
+        service.gate("first").set()
+        await eventually(lambda: _is(store, first.id, JobStatus.COMPLETED))
+    assert [j.id for j in service.calls][1:] == [first.id]
+
+
+async def test_a_shutdown_hands_held_jobs_back_to_the_queue(
+    store: Store, settings: Settings, dsn: str
+) -> None:
+    service = ScriptedService()
+    one = _two_slots(settings, concurrency=1, shutdown_grace=0.2)
+    async with running_worker(store, one, {"scripted": service}, dsn) as worker:
+        await _warm_up(store, worker)
+        await store.enqueue(NewJob("scripted", {"hold": "stuck"}, priority=Priority.HIGH))
+        waiting = await store.enqueue_many([NewJob("scripted") for _ in range(3)])
+        await service.started_event("stuck").wait()
+        await eventually(lambda: _true(len(worker.runner.waiting) == 3))
+    for job in waiting:
+        assert await _is(store, job.id, JobStatus.QUEUED)
+        events = [e.event for e in await store.get_events(job.id)]
+        assert events[-2:] == ["claimed", "released"]
+    assert len(service.calls) == 2  # the warm-up and the stuck one, not the held three
