@@ -160,9 +160,13 @@ class JobEvent:
         }
 
 
-@dataclass(frozen=True)
+@dataclass(frozen=True, slots=True)
 class ClaimedJob:
-    """What a worker needs to run a job it just claimed."""
+    """What a worker needs to run a job it just claimed.
+
+    Slots: one is made per claimed job, and a frozen dataclass without them takes half
+    again as long to build (each field goes through ``object.__setattr__``).
+    """
 
     id: uuid.UUID
     job_type: str
