@@ -9,8 +9,10 @@ floor any Python worker starts from. Issue 14's target: the worker's peak at mos
 60 MB (graphile-worker was seen at about 105 MB and pg-boss at 126 to 136 MB).
 
 Usage: python load/bench_memory.py [--server postgresql://postgres@127.0.0.1:5432/postgres]
-       [--n 20000] [--rounds 3]
-Prints one JSON document.
+       [--n 20000] [--rounds 3] [--other-build DIR]
+Prints one JSON document. ``--other-build DIR`` also measures, in the same rounds, the vq
+packages (vq_core, vq_plugins, vq_ui) copied into DIR, put first on PYTHONPATH: a
+before/after comparison in one sitting.
 """
 
 from __future__ import annotations
@@ -63,12 +65,28 @@ async def fresh_store(server: str) -> tuple[Store, str]:
     return Store(await db.create_pool(dsn, min_size=1, max_size=2)), dsn
 
 
-async def worker_peak(store: Store, dsn: str, n: int) -> dict[str, float]:
-    """Drain ``n`` no-op jobs with one default `vq worker`; its peak RSS and drain rate."""
+async def worker_peak(
+    store: Store, dsn: str, n: int, build: str | None = None
+) -> dict[str, float]:
+    """Drain ``n`` no-op jobs with one default `vq worker` (of the vq packages in
+    ``build`` when given); its peak RSS and drain rate."""
     await truncate(store)
     for i in range(0, n, 5000):
         await store.enqueue_many([NewJob("noop") for _ in range(i, min(n, i + 5000))])
-    proc = start_worker(dsn, concurrency=None, poll=None)
+    saved, cwd = os.environ.get("PYTHONPATH"), os.getcwd()
+    if build is not None:
+        # The worker's environment and directory, read by start_worker: `python -m` puts
+        # its directory first on sys.path, so it starts in the build's.
+        os.environ["PYTHONPATH"] = build
+        os.chdir(build)
+    try:
+        proc = start_worker(dsn, concurrency=None, poll=None)
+    finally:
+        os.chdir(cwd)
+        if saved is None:
+            os.environ.pop("PYTHONPATH", None)
+        else:
+            os.environ["PYTHONPATH"] = saved
     try:
         deadline = time.monotonic() + 600
         while await store.pool.fetchval(UNFINISHED):
@@ -94,13 +112,24 @@ def baseline_peak(dsn: str) -> float:
 async def main(args: argparse.Namespace) -> None:
     store, dsn = await fresh_store(args.server)
     try:
-        workers, bases = [], []
+        workers, others, bases = [], [], []
         for _ in range(args.rounds):
             workers.append(await worker_peak(store, dsn, args.n))
+            if args.other_build:
+                others.append(await worker_peak(store, dsn, args.n, args.other_build))
             bases.append(await asyncio.to_thread(baseline_peak, dsn))
     finally:
         await store.pool.close()
     peak = statistics.median(w["peak_rss_mb"] for w in workers)
+    other: dict[str, object] = {}
+    if others:
+        other = {
+            "other_build": args.other_build,
+            "other_worker": others,
+            "other_worker_peak_rss_mb_median": statistics.median(
+                w["peak_rss_mb"] for w in others
+            ),
+        }
     print(json.dumps({
         "n": args.n,
         "rounds": args.rounds,
@@ -110,6 +139,7 @@ async def main(args: argparse.Namespace) -> None:
         "bare_python_asyncpg_peak_rss_mb_median": statistics.median(bases),
         "target_mb": TARGET_MB,
         "pass": peak <= TARGET_MB,
+        **other,
     }, indent=2))
 
 
@@ -118,4 +148,6 @@ if __name__ == "__main__":
     parser.add_argument("--server", default="postgresql://postgres@127.0.0.1:5432/postgres")
     parser.add_argument("--n", type=int, default=20000)
     parser.add_argument("--rounds", type=int, default=3)
+    parser.add_argument("--other-build", default=None,
+                        help="a directory holding another copy of vq's packages to measure too")
     asyncio.run(main(parser.parse_args()))

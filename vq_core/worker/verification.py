@@ -14,16 +14,27 @@ from __future__ import annotations
 
 import asyncio
 import functools
-import ssl
-from collections.abc import Collection, Iterable
-
-import httpx
+from collections.abc import Collection, Iterable, Iterator, Set
+from typing import TYPE_CHECKING
+from urllib.parse import urlsplit
 
 from vq_core.config import ConfigError, Settings
 from vq_core.errors import ServiceError
 from vq_core.models import ErrorCategory
 from vq_core.redact import redact_urls
-from vq_core.video_service import VideoService, declared_video_origins, url_origin
+from vq_core.video_service import (
+    DeclaresVideoOrigins,
+    VideoService,
+    declared_video_origins,
+    url_origin,
+)
+
+# httpx (and the TLS context with its CA bundle) is imported by the first check: a worker
+# whose jobs return no video URL never loads it (about 9 MB of a worker's memory).
+if TYPE_CHECKING:
+    import ssl
+
+    import httpx
 
 SERVICE = "verify"
 CALL = "GET video_url"
@@ -50,7 +61,7 @@ def _error(
     )
 
 
-def allowed_origins(settings: Settings, services: Iterable[VideoService]) -> frozenset[str]:
+def allowed_origins(settings: Settings, services: Iterable[VideoService]) -> Set[str]:
     """The origins a video URL may point to: ``settings.video_origins`` when set, else
     the origins the services declare plus this server's public URL (its ``/media``).
 
@@ -58,23 +69,100 @@ def allowed_origins(settings: Settings, services: Iterable[VideoService]) -> fro
     """
     if settings.video_origins:
         return frozenset(settings.video_origins)
+    return DefaultOrigins(settings.resolved_public_url, list(services))
+
+
+class DefaultOrigins(Set[str]):
+    """The services' declared origins and the public URL's, written by ``url_origin``
+    (httpx's parser) on first use, so that a worker whose jobs return no video URL does
+    not import httpx; what is not an http(s) URL at all is refused at construction.
+
+    :raises ConfigError: a service declared an origin that is not an http(s) URL.
+    """
+
+    def __init__(self, public_url: str, services: list[VideoService]) -> None:
+        self._public_url = public_url
+        self._services = services
+        self._origins: frozenset[str] | None = None
+        for service in services:
+            if isinstance(service, DeclaresVideoOrigins):
+                for url in service.video_origins():
+                    if not _plain_http_url(url):
+                        raise ConfigError(
+                            f"video_origins: service {service.name}: video_origins(): "
+                            f"not an absolute http(s) URL: {url!r}"
+                        )
+
+    @property
+    def origins(self) -> frozenset[str]:
+        """The origins, computed once."""
+        if self._origins is None:
+            try:
+                origins = declared_video_origins(self._services)
+                origins.add(url_origin(self._public_url))
+            except ValueError as exc:
+                raise ConfigError(f"video_origins: {exc}") from None
+            self._origins = frozenset(origins)
+        return self._origins
+
+    def __contains__(self, origin: object) -> bool:
+        return origin in self.origins
+
+    def __iter__(self) -> Iterator[str]:
+        return iter(self.origins)
+
+    def __len__(self) -> int:
+        return len(self.origins)
+
+    def __repr__(self) -> str:
+        return f"DefaultOrigins({sorted(self.origins)!r})"
+
+
+def _plain_http_url(url: object) -> bool:
+    # The start-up check without httpx: an http(s) scheme, a host and a valid port.
+    if not isinstance(url, str):
+        return False
     try:
-        origins = declared_video_origins(services)
-        origins.add(url_origin(settings.resolved_public_url))
-    except ValueError as exc:
-        raise ConfigError(f"video_origins: {exc}") from None
-    return frozenset(origins)
+        parts = urlsplit(url)
+        parts.port  # noqa: B018 (raises ValueError for a port out of range)
+    except ValueError:
+        return False
+    return parts.scheme.lower() in ("http", "https") and bool(parts.hostname)
 
 
 @functools.cache
 def _tls_context() -> ssl.SSLContext:
     # Loading the CA bundle costs ~0.1 s of CPU: once per process, not once per job.
+    import httpx
+
     return httpx.create_ssl_context()
 
 
-def make_client() -> httpx.AsyncClient:
-    """The client the checks share; it never follows a redirect by itself."""
-    return httpx.AsyncClient(follow_redirects=False, verify=_tls_context())
+class VerifyClient:
+    """The client the checks share, made by the first check (with the TLS context): a
+    worker that never checks a video URL does not import httpx nor load CA bundles."""
+
+    def __init__(self) -> None:
+        self._client: httpx.AsyncClient | None = None
+
+    def get(self) -> httpx.AsyncClient:
+        """The client, made on first call; it never follows a redirect by itself."""
+        if self._client is None:
+            import httpx  # on first use: see the module's imports
+
+            self._client = httpx.AsyncClient(follow_redirects=False, verify=_tls_context())
+        return self._client
+
+    async def aclose(self) -> None:
+        """Close the client if one was made."""
+        if self._client is not None:
+            await self._client.aclose()
+
+
+def make_client() -> VerifyClient:
+    """The client the checks share (made on first use); it never follows a redirect by
+    itself."""
+    return VerifyClient()
 
 
 def looks_like_video(content_type: str | None, head: bytes) -> bool:
@@ -114,6 +202,8 @@ async def _probe(
     origins: Collection[str],
     max_redirects: int,
 ) -> None:
+    import httpx  # already imported by verify_video
+
     headers = {"Range": f"bytes=0-{PROBE_BYTES - 1}"}
     target = httpx.URL(url)
     _check_origin(target, origins, url)
@@ -153,7 +243,7 @@ async def _probe(
 
 async def verify_video(
     url: str,
-    client: httpx.AsyncClient | None = None,
+    client: httpx.AsyncClient | VerifyClient | None = None,
     timeout: float = 10.0,
     *,
     origins: Collection[str],
@@ -180,8 +270,15 @@ async def verify_video(
         url_origin(url)
     except ValueError:
         raise _error(ErrorCategory.BAD_RESPONSE, f"not an http(s) URL: {url!r}") from None
+    import httpx  # on first use: see the module's imports
+
     own_client = client is None
-    http = client or make_client()
+    if client is None:
+        http = httpx.AsyncClient(follow_redirects=False, verify=_tls_context())
+    elif isinstance(client, VerifyClient):
+        http = client.get()
+    else:
+        http = client
     try:
         # httpx times each read separately; a server dripping bytes must not hold us longer.
         async with asyncio.timeout(timeout):

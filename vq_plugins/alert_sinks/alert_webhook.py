@@ -18,14 +18,13 @@ The same sink is built for each installation-wide ``webhook`` sink stored in
 
 from __future__ import annotations
 
+import functools
 import hashlib
 import hmac
 import json
 import time
-from typing import Any
+from typing import TYPE_CHECKING, Any
 from urllib.parse import urlsplit
-
-import httpx
 
 from vq_core import hookimpl
 from vq_core.alerts.engine import alert_payload
@@ -33,6 +32,11 @@ from vq_core.alerts.model import Alert, AlertSink, SinkError
 from vq_core.config import ConfigError, Settings
 from vq_core.redact import redact_urls
 from vq_core.sink_config import WEBHOOK
+
+# httpx is imported by the first alert sent: a worker loads every sink plugin, and most
+# never send (about 9 MB of memory with what httpx imports).
+if TYPE_CHECKING:
+    import httpx
 
 SIGNATURE_HEADER = "X-VQ-Signature"
 TIMESTAMP_HEADER = "X-VQ-Timestamp"
@@ -77,13 +81,21 @@ def verify(
     return hmac.compare_digest(sign(body, secret, int(timestamp)), signature.strip())
 
 
-class ReceiverRefused(SinkError, httpx.HTTPStatusError):
-    """A non-2xx answer: an ``httpx.HTTPStatusError`` whose message names the status only
-    (httpx's own names the URL, which may hold a token)."""
+@functools.cache
+def receiver_refused() -> type[SinkError]:
+    """The error of a non-2xx answer, ``ReceiverRefused``: a ``SinkError`` and an
+    ``httpx.HTTPStatusError`` whose message names the status only (httpx's own names the
+    URL, which may hold a token). Made on first use, as httpx is imported then."""
+    import httpx
 
-    def __init__(self, response: httpx.Response) -> None:
-        message = f"the receiver answered HTTP {response.status_code}"
-        httpx.HTTPStatusError.__init__(self, message, request=response.request, response=response)
+    class ReceiverRefused(SinkError, httpx.HTTPStatusError):
+        def __init__(self, response: httpx.Response) -> None:
+            message = f"the receiver answered HTTP {response.status_code}"
+            httpx.HTTPStatusError.__init__(
+                self, message, request=response.request, response=response
+            )
+
+    return ReceiverRefused
 
 
 class WebhookSink:
@@ -116,6 +128,8 @@ class WebhookSink:
             timestamp = int(time.time())
             headers[TIMESTAMP_HEADER] = str(timestamp)
             headers[SIGNATURE_HEADER] = sign(body, self.secret, timestamp)
+        import httpx  # on first use: see the module's imports
+
         try:
             async with httpx.AsyncClient(timeout=self.timeout) as client:
                 response = await client.post(self.url, content=body, headers=headers)
@@ -126,7 +140,7 @@ class WebhookSink:
             detail = f"{type(exc).__name__}: {exc}" if str(exc) else type(exc).__name__
             raise SinkError(detail) from None
         if not response.is_success:
-            raise ReceiverRefused(response)
+            raise receiver_refused()(response)
 
 
 def from_config(

@@ -29,7 +29,6 @@ from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
 import click
-import httpx
 
 from vq_core import hookimpl
 from vq_core.web_server import bind_socket
@@ -274,6 +273,8 @@ def serve_command(
 
 def set_remote_faults(base_url: str, **faults: Any) -> dict[str, Any]:
     """Set the global faults of a reference server in another process (``POST /_faults``)."""
+    import httpx  # only this command's: every worker loads the plugin
+
     response = httpx.post(f"{base_url.rstrip('/')}/_faults", json=faults, timeout=10)
     response.raise_for_status()
     result: dict[str, Any] = response.json()

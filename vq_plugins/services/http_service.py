@@ -19,19 +19,25 @@ from __future__ import annotations
 
 import json
 import math
+import sys
 from collections.abc import Iterable, Mapping
 from datetime import UTC, datetime
 from email.utils import parsedate_to_datetime
-from typing import Any
+from typing import TYPE_CHECKING, Any
 from urllib.parse import urlsplit
 
-import httpx
 from pydantic import BaseModel, ConfigDict, Field, ValidationError, field_validator, model_validator
 
 from vq_core import hookimpl, tracing
 from vq_core.config import ConfigError
 from vq_core.errors import ServiceError
 from vq_core.models import ClaimedJob, ErrorCategory
+
+# httpx is imported where a request is made or read, not with the plugin: every worker
+# loads the plugins, and one whose services make no HTTP call does not need httpx (about
+# 9 MB of memory with what it imports).
+if TYPE_CHECKING:
+    import httpx
 
 EXCERPT_CHARS = 500
 MIN_LENGTH_S = 5.0
@@ -72,6 +78,8 @@ def parse_retry_after(value: str | None, now: datetime | None = None) -> float |
 
 def _server_message(response: httpx.Response) -> str | None:
     """The ``error`` or ``message`` field of a JSON error body, if there is one."""
+    import httpx  # loaded already: there is a response
+
     try:
         data = response.json()
     except (ValueError, UnicodeDecodeError, httpx.ResponseNotRead):
@@ -84,6 +92,8 @@ def _server_message(response: httpx.Response) -> str | None:
 
 
 def _body_excerpt(response: httpx.Response) -> str | None:
+    import httpx  # loaded already: there is a response
+
     try:
         return excerpt(response.text)
     except httpx.ResponseNotRead:
@@ -123,6 +133,8 @@ def error_from_response(response: httpx.Response, *, service: str, call: str) ->
 
 def error_from_exception(exc: Exception, *, service: str, call: str) -> ServiceError:
     """The categorised error of a request that got no (complete) answer."""
+    import httpx  # see the module's imports
+
     if isinstance(exc, httpx.TimeoutException):
         category = ErrorCategory.TIMEOUT
         what = f"timed out ({type(exc).__name__})"
@@ -142,8 +154,11 @@ def vq_categorise_error(
 ) -> ErrorCategory | None:
     """Categorise raw httpx errors that a service let through (``raise_for_status()``,
     an unwrapped timeout), which the core alone would call ``UNKNOWN``."""
-    if category is not ErrorCategory.UNKNOWN:
+    if category is not ErrorCategory.UNKNOWN or "httpx" not in sys.modules:
+        # Without httpx loaded, exc cannot be one of its errors.
         return None
+    import httpx
+
     if isinstance(exc, httpx.HTTPStatusError):
         return error_from_response(exc.response, service="?", call="?").category
     if isinstance(exc, httpx.HTTPError):
@@ -209,6 +224,8 @@ async def post_json(
 
     :raises ServiceError: every failure, categorised (see the module docstring).
     """
+    import httpx  # loaded already: there is a client
+
     sent = dict(headers or {})
     tracing.inject(sent)
     try:
@@ -220,6 +237,8 @@ async def post_json(
 
 async def get_ok(client: httpx.AsyncClient, url: str, timeout: float = 5.0) -> bool:
     """Whether ``GET url`` answers 2xx within ``timeout`` seconds (a health check)."""
+    import httpx  # loaded already: there is a client
+
     try:
         response = await client.get(url, timeout=timeout)
     except httpx.HTTPError:
@@ -237,6 +256,8 @@ def make_client(
     A render can take ten minutes, but a service that does not accept the connection
     within seconds is down, and the job should be retried elsewhere soon.
     """
+    import httpx  # on first use: see the module's imports
+
     timeout = httpx.Timeout(read_timeout, connect=connect_timeout, pool=connect_timeout)
     return httpx.AsyncClient(timeout=timeout, headers=dict(headers or {}))
 

@@ -21,9 +21,7 @@ from __future__ import annotations
 import logging
 import re
 from collections.abc import Sequence
-from typing import Any
-
-import httpx
+from typing import TYPE_CHECKING, Any
 
 from vq_core import hookimpl
 from vq_core.config import ConfigError, Settings
@@ -42,6 +40,11 @@ from vq_plugins.services.http_service import (
     validate_payload,
 )
 from vq_plugins.services.orchestrator import MAX_NOTE_CHARS, video_result
+
+# Only for annotations: httpx is imported by http_service.make_client, when a client is
+# made (see http_service's imports).
+if TYPE_CHECKING:
+    import httpx
 
 NAME = "manim_revideo"
 MANIM_CALL = "POST manim /render"

@@ -15,9 +15,7 @@ from __future__ import annotations
 
 import logging
 from collections.abc import Sequence
-from typing import Any
-
-import httpx
+from typing import TYPE_CHECKING, Any
 
 from vq_core import hookimpl
 from vq_core.config import Settings
@@ -34,6 +32,11 @@ from vq_plugins.services.http_service import (
     post_json,
     validate_payload,
 )
+
+# Only for annotations: httpx is imported by http_service.make_client, when a client is
+# made (see http_service's imports).
+if TYPE_CHECKING:
+    import httpx
 
 NAME = "orchestrator"
 CALL = "POST /render"
