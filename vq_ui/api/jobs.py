@@ -40,8 +40,10 @@ Reader = Annotated[User, Depends(require("read"))]
 Actor = Annotated[User, Depends(require("act"))]
 
 
-def get_store(request: Request) -> Store:
+async def get_store(request: Request) -> Store:
     """The app's store (set by ``create_app``)."""
+    # async: FastAPI runs a plain function dependency in a worker thread, a thread
+    # handoff per request for an attribute read.
     store: Store = request.app.state.vq_store
     return store
 

@@ -47,8 +47,9 @@ _WRITE_ERRORS: dict[int | str, dict[str, Any]] = {
 }
 
 
-def get_settings(request: Request) -> Settings:
+async def get_settings(request: Request) -> Settings:
     """The app's settings (set by ``create_app``)."""
+    # async, as get_store: no worker thread per request.
     settings: Settings = request.app.state.vq_settings
     return settings
 

@@ -17,7 +17,10 @@ Settings (``[plugin_config.ui]`` in vq.toml or ``VQ_PLUGIN_CONFIG__UI__KEY``):
 ``session_max_age_s`` (43200), ``login_max_failures`` (5), ``login_window_s`` (300),
 ``cookie_secure`` (false; the cookie is Secure anyway when the request came over https),
 ``metrics_public`` (false: ``/api/v1/metrics`` needs a token or a session),
-``trusted_proxies`` (none: addresses or networks of reverse proxies).
+``trusted_proxies`` (none: addresses or networks of reverse proxies),
+``token_cache_s`` (1.0: how long a process trusts an API token it verified in the
+database; a revocation elsewhere takes effect here within that time, one made through
+this process at once; 0 looks every request's token up, see ``users.TokenCache``).
 """
 
 from __future__ import annotations
@@ -74,6 +77,8 @@ class AuthConfig(BaseModel):
     cookie_secure: bool = False
     metrics_public: bool = False
     trusted_proxies: list[IPvAnyNetwork] = Field(default_factory=list)
+    # At most 60 s: a revocation made by another process must not wait longer than that.
+    token_cache_s: float = Field(default=1.0, ge=0, le=60)
 
     @field_validator("trusted_proxies", mode="before")
     @classmethod
@@ -110,6 +115,7 @@ class AuthState:
         self.config = config
         self._secret = secret
         self._lock = asyncio.Lock()
+        self.tokens = users.TokenCache(store, config.token_cache_s)
 
     @property
     def secret(self) -> str | None:
@@ -175,7 +181,7 @@ async def current_user(request: Request) -> User | None:
     if header is not None:
         scheme, _, token = header.partition(" ")
         if scheme.lower() == "bearer" and token.strip():
-            user = await users.verify_token(state.store, token.strip())
+            user = await state.tokens.verify(token.strip())
     else:
         user = await _session_user(state, request.cookies.get(SESSION_COOKIE))
     request.scope[_USER_KEY] = user
@@ -402,10 +408,12 @@ def install(app: FastAPI, settings: Settings, store: Store, secret: str | None =
     app.state.vq_auth = state
     app.add_middleware(_ScopeInjector, state=state)
     # Outside the scope injector and the routes, so they all see the client's address.
-    # With no trusted proxies it trusts nobody, and forwarded headers are ignored.
-    app.add_middleware(
-        ProxyHeadersMiddleware,
-        trusted_hosts=[str(network) for network in state.config.trusted_proxies],
-    )
+    # With no trusted proxies it would trust nobody and change nothing: left out then,
+    # one layer less on every request.
+    if state.config.trusted_proxies:
+        app.add_middleware(
+            ProxyHeadersMiddleware,
+            trusted_hosts=[str(network) for network in state.config.trusted_proxies],
+        )
     app.include_router(auth_router())
     return state

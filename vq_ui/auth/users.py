@@ -5,7 +5,9 @@ page, the API's auth and the ``vq users`` / ``vq tokens`` commands (sessions are
 Passwords are hashed with argon2id; API tokens are long random strings, so they are
 stored as their sha256 (nothing to brute-force) and shown in plain text only once.
 The rows are kept by the store (``vq_core.store.accounts``); this module hashes,
-checks names and roles, and presents the rows.
+checks names and roles, and presents the rows. ``TokenCache`` keeps the tokens a
+process verified for a second or so (``token_cache_s``), so a busy client costs one
+lookup a second rather than two queries a request; see its docstring for revocation.
 """
 
 from __future__ import annotations
@@ -14,6 +16,7 @@ import asyncio
 import hashlib
 import re
 import secrets
+import time
 from dataclasses import dataclass
 from datetime import datetime
 from functools import cache
@@ -265,6 +268,7 @@ async def revoke_token(store: Store, id_or_name: int | str) -> TokenInfo:
     rec = await store.revoke_token(token_id, name)
     if rec is None:
         raise UnknownName(f"no live token {id_or_name!r}")
+    forget_verified_tokens()
     return _token_info(rec)
 
 
@@ -276,6 +280,82 @@ async def verify_token(store: Store, token: str) -> User | None:
     if live is None:
         return None
     return User(live.name, Role(live.role), "token")
+
+
+# Bumped by every revocation in this process: each TokenCache drops what it verified
+# before (entries carry the generation they were verified in).
+_revocations = 0
+
+
+def forget_verified_tokens() -> None:
+    """Make every ``TokenCache`` of this process verify each token again on its next use
+    (called by ``revoke_token``, so a revocation made here takes effect at once)."""
+    global _revocations
+    _revocations += 1
+
+
+class TokenCache:
+    """Tokens verified in the database, kept by their sha256 for ``ttl_s`` seconds.
+
+    Only live tokens are kept (a wrong or revoked one is looked up every time, so a
+    token created elsewhere works at once), never their plain text, at most
+    ``max_entries`` of them. Revocation: one made in this process (``revoke_token``:
+    the API's ``DELETE /api/v1/tokens/{id}``) empties the cache at once; one made by
+    another process (``vq tokens revoke``, another instance behind the balancer) is
+    seen here when the entry expires, within ``ttl_s``. A lookup that was under way
+    during a revocation here is not kept. ``ttl_s`` 0: every request is looked up.
+    """
+
+    def __init__(self, store: Store, ttl_s: float, max_entries: int = 1024) -> None:
+        self.store = store
+        self.ttl_s = ttl_s
+        self.max_entries = max_entries
+        # token hash -> (the token's identity, monotonic expiry, revocation generation)
+        self._verified: dict[str, tuple[User, float, int]] = {}
+        # One database lookup per hash at a time; concurrent requests share it, unless
+        # it began before a revocation here: (hash, generation) -> the lookup.
+        self._pending: dict[tuple[str, int], asyncio.Task[User | None]] = {}
+
+    async def verify(self, token: str) -> User | None:
+        """The token's identity if it is live (as of at most ``ttl_s`` ago), else ``None``."""
+        if not token.startswith(TOKEN_PREFIX) or len(token) > 200:
+            return None
+        if self.ttl_s <= 0:
+            return await verify_token(self.store, token)
+        token_hash = hash_token(token)
+        entry = self._verified.get(token_hash)
+        if entry is not None:
+            user, expires, generation = entry
+            if generation == _revocations and time.monotonic() < expires:
+                return user
+            del self._verified[token_hash]
+        key = (token_hash, _revocations)
+        task = self._pending.get(key)
+        if task is None:
+            task = asyncio.ensure_future(self._look_up(token_hash))
+            self._pending[key] = task
+            task.add_done_callback(lambda done: self._finished(key, done))
+        # Shielded: a client that hangs up does not cancel the others' shared lookup.
+        return await asyncio.shield(task)
+
+    def _finished(self, key: tuple[str, int], task: asyncio.Task[User | None]) -> None:
+        self._pending.pop(key, None)
+        if not task.cancelled():
+            task.exception()  # retrieved: its waiters (if any are left) got it raised
+
+    async def _look_up(self, token_hash: str) -> User | None:
+        generation, started = _revocations, time.monotonic()
+        # The store's query, as verify_token runs it (it also records last_used_at).
+        live = await self.store.use_token(token_hash)
+        if live is None:
+            return None
+        user = User(live.name, Role(live.role), "token")
+        if generation == _revocations:
+            if len(self._verified) >= self.max_entries:
+                self._verified.clear()  # rare (that many live tokens in use): start over
+            # From the lookup's start: the row may be older than its answer.
+            self._verified[token_hash] = (user, started + self.ttl_s, generation)
+        return user
 
 
 # -- login rate limiting and shared secrets -----------------------------------------
