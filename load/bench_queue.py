@@ -12,6 +12,7 @@ server and prints one JSON document with vq's numbers, the baseline's and the ra
 
 Usage: python load/bench_queue.py [--server postgresql://postgres@127.0.0.1:5432/postgres]
        [--n 20000] [--concurrency 200] [--rate 200] [--seconds 10] [--rounds 3]
+       [--only enqueue,single,drain,latency]
 vq and the baseline alternate, round by round, so each ratio compares runs made
 moments apart; the median ratio over the rounds is the headline.
 
@@ -56,6 +57,11 @@ UNFINISHED = """
 SELECT EXISTS (SELECT 1 FROM vq.jobs WHERE status = 'queued')
     OR EXISTS (SELECT 1 FROM vq.jobs WHERE status = 'running')
 """
+
+
+# What --only may name: batch enqueue, single enqueue, drain, latency (the peers
+# mode always runs its own set).
+PARTS = frozenset({"enqueue", "single", "drain", "latency"})
 
 
 def dsn_for(server: str, name: str) -> str:
@@ -293,41 +299,57 @@ async def bare_latency(server: str, rate: float, seconds: float) -> dict[str, An
 
 async def vq_round(store: Store, dsn: str, args: argparse.Namespace) -> dict[str, Any]:
     """One measurement of each of vq's numbers."""
-    numbers = {
-        "enqueue_batch": await bench_enqueue(store, args.n, 1000),
-        "enqueue_single": await bench_enqueue_single(store, args.single),
-        "drain": await bench_drain(store, dsn, args.n, args.concurrency),
-    }
-    numbers["latency"], numbers["latency_sql"] = await bench_latency(
-        store, dsn, args.rate, args.seconds
-    )
+    only = args.only
+    numbers: dict[str, Any] = {}
+    if "enqueue" in only:
+        numbers["enqueue_batch"] = await bench_enqueue(store, args.n, 1000)
+    if "single" in only:
+        numbers["enqueue_single"] = await bench_enqueue_single(store, args.single)
+    if "drain" in only:
+        numbers["drain"] = await bench_drain(store, dsn, args.n, args.concurrency)
+    if "latency" in only:
+        numbers["latency"], numbers["latency_sql"] = await bench_latency(
+            store, dsn, args.rate, args.seconds
+        )
     return numbers
 
 
 async def bare_round(args: argparse.Namespace) -> dict[str, Any]:
     """One measurement of each of the baseline's numbers."""
     await fresh_database(args.server, "bare_sql_bench")
-    n, server = str(args.n), args.server
-    return {
-        "enqueue": bare_sql(server, "enqueue", "--n", n, "--batch", "1000"),
-        "drain": bare_sql(server, "drain", "--n", n, "--claim", "50", "--workers", "2"),
-        "latency": await bare_latency(server, args.rate, args.seconds),
-    }
+    n, server, only = str(args.n), args.server, args.only
+    numbers: dict[str, Any] = {}
+    if "enqueue" in only:
+        numbers["enqueue"] = bare_sql(server, "enqueue", "--n", n, "--batch", "1000")
+    if "drain" in only:
+        numbers["drain"] = bare_sql(server, "drain", "--n", n, "--claim", "50", "--workers", "2")
+    if "latency" in only:
+        numbers["latency"] = await bare_latency(server, args.rate, args.seconds)
+    return numbers
 
 
 def ratios(vq: dict[str, Any], bare: dict[str, Any]) -> dict[str, float]:
-    """vq over the baseline, measured in the same round."""
-    return {
-        "drain_vq_over_bare": round(vq["drain"]["jobs_per_s"] / bare["drain"]["jobs_per_s"], 3),
-        "enqueue_vq_over_bare": round(
+    """vq over the baseline, measured in the same round (the parts --only ran)."""
+    out = {}
+    if "drain" in vq:
+        out["drain_vq_over_bare"] = round(
+            vq["drain"]["jobs_per_s"] / bare["drain"]["jobs_per_s"], 3
+        )
+    if "enqueue_batch" in vq:
+        out["enqueue_vq_over_bare"] = round(
             vq["enqueue_batch"]["jobs_per_s"] / bare["enqueue"]["jobs_per_s"], 3
-        ),
-        "latency_p50_vq_over_bare": round(vq["latency"]["p50_ms"] / bare["latency"]["p50_ms"], 3),
-    }
+        )
+    if "latency" in vq:
+        out["latency_p50_vq_over_bare"] = round(
+            vq["latency"]["p50_ms"] / bare["latency"]["p50_ms"], 3
+        )
+    return out
 
 
 def sql_over_store(vq: dict[str, Any]) -> dict[str, float]:
     """SQL-enqueued over store-submitted latency, measured in the same run."""
+    if "latency" not in vq:
+        return {}
     return {
         f"latency_{p}_sql_over_store": round(
             vq["latency_sql"][f"{p}_ms"] / vq["latency"][f"{p}_ms"], 3
@@ -522,7 +544,15 @@ if __name__ == "__main__":
         "--peers-dir",
         help="prepared peers folder (default: $VQ_BENCH_PEERS or ../shared/bench/peers)",
     )
+    parser.add_argument(
+        "--only",
+        type=lambda text: frozenset(text.split(",")),
+        default=PARTS,
+        help="comma-separated parts to run, of " + ",".join(sorted(PARTS)) + " (default: all)",
+    )
     parsed = parser.parse_args()
+    if not parsed.only <= PARTS:
+        parser.error("--only: unknown part " + ",".join(sorted(parsed.only - PARTS)))
     if parsed.n < 1 or parsed.rounds < 1:
         parser.error("--n and --rounds must be at least 1")
     # The same event loop as vq's own processes and the baseline: uvloop when installed.

@@ -75,6 +75,11 @@ def _claimed(row: asyncpg.Record) -> ClaimedJob:
     )
 
 
+def _unless_all_none(column: list[Any]) -> list[Any]:
+    """A batch column as enqueue_jobs takes it: [] when no job sets it (read as NULLs)."""
+    return [] if column.count(None) == len(column) else column
+
+
 class JobStore:
     """The methods on ``vq.jobs`` and ``vq.job_events``; part of ``Store``."""
 
@@ -91,6 +96,9 @@ class JobStore:
         """Add a batch in one round trip; answers come in input order."""
         if not jobs:
             return []
+        if all(job.idempotency_key is None for job in jobs):
+            # The common batch: no key to dedupe, so no bookkeeping per job.
+            return await self._enqueue_unkeyed(jobs)
         # A key repeated within the batch is sent once and answered like its first use.
         first_with_key: dict[str, int] = {}
         unique: list[int] = []
@@ -101,8 +109,6 @@ class JobStore:
                 if key is not None:
                     first_with_key[key] = i
         batch = [jobs[i] for i in unique]
-        if not first_with_key:
-            return await self._enqueue_unkeyed(batch)
         rows = await self.pool.fetch(
             sql("enqueue_jobs_keyed"),
             [j.job_type for j in batch],
@@ -138,22 +144,19 @@ class JobStore:
 
     async def _enqueue_unkeyed(self, jobs: Sequence[NewJob]) -> list[Enqueued]:
         """The common case, no idempotency keys: every job is new, nothing to look up."""
+        # One JSON document of columns (enqueue_jobs): json.dumps of a few lists is a
+        # third of the time of one dict per job, and a column no job sets is sent as [].
+        run_at = [j.run_at.isoformat() if j.run_at else None for j in jobs]
         batch = [
-            {
-                "job_type": j.job_type,
-                "priority": int(j.priority),
-                "payload": j.payload,
-                "run_at": j.run_at.isoformat() if j.run_at else None,
-                "max_retries": j.max_retries,
-                "group_key": j.group_key,
-                "callback_url": j.callback_url,
-            }
-            for j in jobs
+            [j.job_type for j in jobs],
+            [int(j.priority) for j in jobs],
+            [j.payload for j in jobs],
+            _unless_all_none(run_at),
+            _unless_all_none([j.max_retries for j in jobs]),
+            _unless_all_none([j.group_key for j in jobs]),
+            _unless_all_none([j.callback_url for j in jobs]),
+            _unless_all_none([j.trace_context or None for j in jobs]),
         ]
-        # The key only when traces are on: the common batch encodes nothing more.
-        if any(j.trace_context for j in jobs):
-            for row, j in zip(batch, jobs, strict=True):
-                row["trace_context"] = j.trace_context
         rows = await self.pool.fetch(sql("enqueue_jobs"), batch, self.default_max_retries)
         return [Enqueued(row[0], True) for row in rows]
 
