@@ -68,9 +68,12 @@ class ErrorCategory(enum.StrEnum):
         return self not in (ErrorCategory.INVALID_INPUT, ErrorCategory.CANCELLED)
 
 
-@dataclass(frozen=True)
+@dataclass(frozen=True, slots=True)
 class NewJob:
-    """A job to enqueue, validated at the edge before it reaches the store."""
+    """A job to enqueue, validated at the edge before it reaches the store.
+
+    Slots, as ``ClaimedJob``: a batch submission builds thousands.
+    """
 
     job_type: str
     payload: dict[str, Any] = field(default_factory=dict)

@@ -32,7 +32,7 @@ from vq_core.models import (
 _NOT_WORKER_FAULTS = frozenset({ErrorCategory.INVALID_INPUT.value, ErrorCategory.CANCELLED.value})
 
 
-@dataclass(frozen=True)
+@dataclass(frozen=True, slots=True)
 class Enqueued:
     """The id of a submitted job and whether it is new (False: idempotency key matched)."""
 
