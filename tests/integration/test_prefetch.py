@@ -1,8 +1,9 @@
 """Prefetch on a real worker and database: jobs held beyond the slots wait for one.
 
 A worker that has measured its jobs as fast claims more than its free slots; those
-jobs are running in the database, never more than ``concurrency`` run at once, and a
-cancel or a shutdown reaches a held job as it reaches a running one.
+jobs are running in the database and wait in the worker's queue, never more than
+``concurrency`` run at once, and a cancel, a lost lease or a shutdown reaches a held job
+as it reaches a running one.
 """
 
 from __future__ import annotations
@@ -67,7 +68,8 @@ async def test_fast_jobs_are_held_beyond_the_slots_but_run_two_at_a_time(
             return await _running(store) == 20
 
         await eventually(all_held)
-        assert len(worker.tasks) == 20 and len(service.running) == 2
+        assert len(worker.jobs) == 20 and len(worker.claimer.held) == 18
+        assert len(worker.tasks) == len(service.running) == 2
         for i in range(20):
             service.gate(f"h{i}").set()
         for job in held:
@@ -90,7 +92,7 @@ async def test_a_held_job_cancelled_is_never_rendered(
         second = await store.enqueue(NewJob("scripted", {"hold": "second"}))
         await service.started_event("first").wait()
         await eventually(lambda: _is(store, second.id, JobStatus.RUNNING))
-        assert second.id in worker.runner.waiting
+        assert second.id in {job.id for job in worker.claimer.held}
         await store.cancel(second.id)
         await eventually(lambda: _is(store, second.id, JobStatus.CANCELLED))
         service.gate("first").set()
@@ -108,9 +110,34 @@ async def test_a_shutdown_hands_held_jobs_back_to_the_queue(
         await store.enqueue(NewJob("scripted", {"hold": "stuck"}, priority=Priority.HIGH))
         waiting = await store.enqueue_many([NewJob("scripted") for _ in range(3)])
         await service.started_event("stuck").wait()
-        await eventually(lambda: _true(len(worker.runner.waiting) == 3))
+        await eventually(lambda: _true(len(worker.claimer.held) == 3))
     for job in waiting:
         assert await _is(store, job.id, JobStatus.QUEUED)
         events = [e.event for e in await store.get_events(job.id)]
         assert events[-2:] == ["claimed", "released"]
     assert len(service.calls) == 2  # the warm-up and the stuck one, not the held three
+
+
+async def test_held_jobs_keep_their_lease_and_one_lost_is_dropped_unrendered(
+    store: Store, settings: Settings, dsn: str
+) -> None:
+    service = ScriptedService()
+    one = _two_slots(settings, concurrency=1)
+    async with running_worker(store, one, {"scripted": service}, dsn) as worker:
+        await _warm_up(store, worker)
+        first = await store.enqueue(NewJob("scripted", {"hold": "first"}, priority=Priority.HIGH))
+        kept, lost = await store.enqueue_many([NewJob("scripted"), NewJob("scripted")])
+        await service.started_event("first").wait()
+        await eventually(lambda: _true(len(worker.claimer.held) == 2))
+        leases = "SELECT lease_expires_at FROM vq.jobs WHERE id = $1"
+        before = await store.pool.fetchval(leases, kept.id)
+        # Another worker took it over (its lease had expired there, say).
+        await store.pool.execute("UPDATE vq.jobs SET worker_id = 'other' WHERE id = $1", lost.id)
+        await worker.renew_leases()
+        assert await store.pool.fetchval(leases, kept.id) > before
+        assert [job.id for job in worker.claimer.held] == [kept.id]
+        assert lost.id not in worker.jobs
+        service.gate("first").set()
+        await eventually(lambda: _is(store, kept.id, JobStatus.COMPLETED))
+    assert lost.id not in {job.id for job in service.calls}
+    assert await _is(store, first.id, JobStatus.COMPLETED)

@@ -14,6 +14,7 @@ the database only until their lease expires; lease recovery then requeues them.
 from __future__ import annotations
 
 import asyncio
+import collections
 import functools
 import logging
 import time
@@ -37,6 +38,8 @@ CLAIM_LANES = 2
 
 #: Runs one claimed job to its outcome; never raises (``JobRunner.execute``).
 Execute = Callable[[ClaimedJob], Coroutine[Any, Any, None]]
+#: Records the cancel of a held job that never started (``JobRunner.cancel_unstarted``).
+CancelUnstarted = Callable[[ClaimedJob], Coroutine[Any, Any, None]]
 
 
 class _Lane:
@@ -52,9 +55,10 @@ class _Lane:
 class Claimer:
     """Claims jobs while there is room and starts each on ``execute``.
 
-    ``tasks`` and ``jobs`` are the worker's jobs in flight, by id; the claimer adds
-    each job it starts and removes it when its task ends. With ``prefetch``, it may
-    claim more than the free slots (see ``vq_core.worker.prefetch``).
+    ``jobs`` are the worker's jobs, by id: running ones, with their task in ``tasks``,
+    and, with ``prefetch``, those it holds beyond the free slots (``held``, see
+    ``vq_core.worker.prefetch``), which start in claim order as slots free up. The
+    claimer adds each job it claims and removes it when its task ends.
     """
 
     def __init__(
@@ -68,9 +72,15 @@ class Claimer:
         tasks: dict[uuid.UUID, asyncio.Task[None]],
         jobs: dict[uuid.UUID, ClaimedJob],
         prefetch: Prefetch | None = None,
+        cancel_unstarted: CancelUnstarted | None = None,
     ) -> None:
         self.worker_id = worker_id
         self.prefetch = prefetch
+        self._cancel_unstarted = cancel_unstarted
+        #: Claimed jobs waiting for a slot, oldest claim first (a plain queue: a held job
+        #: costs its ``ClaimedJob``, not a task).
+        self.held: collections.deque[ClaimedJob] = collections.deque()
+        self._starting = True
         self.store = store
         self.router = router
         self.settings = settings
@@ -161,7 +171,7 @@ class Claimer:
     async def _claim_once(self, lane: _Lane) -> bool:
         """Claim what fits; True when it claimed something and should try again at once."""
         room = self._room()
-        free = room - len(self.tasks) - sum(n for _, n in self._claiming)
+        free = room - len(self.jobs) - sum(n for _, n in self._claiming)
         types, limit = self._claim_plan(min(free, -(-room // CLAIM_LANES)))
         if limit <= 0 or not types:
             lane.maybe_more = free <= 0 or bool(self._claiming)
@@ -193,12 +203,42 @@ class Claimer:
         lane.maybe_more = len(jobs) == limit
         if jobs and tracing.enabled():
             tracing.record_claims(jobs, started_ns, time.time_ns(), self.worker_id)
+        concurrency = self.settings.concurrency
         for job in jobs:
             self.jobs[job.id] = job
-            task = asyncio.create_task(self._execute(job))
-            self.tasks[job.id] = task
-            task.add_done_callback(functools.partial(self._job_done, job.id))
-        return bool(jobs) and len(self.tasks) < room
+            if self._starting and len(self.tasks) < concurrency:
+                self._start(job, self._execute)
+            else:
+                self.held.append(job)
+        return bool(jobs) and len(self.jobs) < room
+
+    def _start(self, job: ClaimedJob, run: Execute) -> None:
+        task = asyncio.create_task(run(job))
+        self.tasks[job.id] = task
+        task.add_done_callback(functools.partial(self._job_done, job.id))
+
+    def stop_starting(self) -> list[uuid.UUID]:
+        """Start no held job from now on (the shutdown hands them back); their ids."""
+        self._starting = False
+        return [job.id for job in self.held]
+
+    def abort_held(self, job_id: uuid.UUID, reason: str) -> bool:
+        """Stop a held job before it starts; False if ``job_id`` is not held here.
+
+        A cancel is recorded as for a running job; a lost lease drops the job (another
+        worker has it); any other reason leaves it for the shutdown to hand back.
+        """
+        job = self.jobs.get(job_id)
+        if job is None or job_id in self.tasks:
+            return False
+        if reason == "cancel" and self._cancel_unstarted is not None:
+            self.held.remove(job)
+            self._start(job, self._cancel_unstarted)
+        elif reason == "lease_lost":
+            self.held.remove(job)
+            del self.jobs[job_id]
+            log.warning("job %s: lease lost to another worker before it started", job_id)
+        return True
 
     def _claim_plan(self, free: int) -> tuple[list[str], int]:
         """Types to claim and how many, honouring per-type caps of this process
@@ -220,5 +260,8 @@ class Claimer:
     def _job_done(self, job_id: uuid.UUID, _task: asyncio.Task[None]) -> None:
         self.tasks.pop(job_id, None)
         self.jobs.pop(job_id, None)
+        held, concurrency = self.held, self.settings.concurrency
+        while held and self._starting and len(self.tasks) < concurrency:
+            self._start(held.popleft(), self._execute)
         for lane in self._lanes:
             lane.completed.set()

@@ -24,8 +24,9 @@ log = logging.getLogger("vq.worker")
 class Maintenance:
     """The worker's periodic database upkeep.
 
-    ``tasks`` is the worker's jobs in flight, by id; ``abort(job_id, reason)`` stops
-    one whose lease is lost or that was cancelled; ``stopping()`` says whether the
+    ``tasks`` is the worker's running jobs, by id, and ``jobs`` all it holds (running,
+    or claimed and waiting for a slot); ``abort(job_id, reason)`` stops one whose lease
+    is lost or that was cancelled; ``stopping()`` says whether the
     worker is shutting down, for the status its heartbeat reports.
     """
 
@@ -37,6 +38,7 @@ class Maintenance:
         router: Router,
         settings: Settings,
         tasks: Mapping[uuid.UUID, asyncio.Task[None]],
+        jobs: Mapping[uuid.UUID, object],
         abort: Callable[[uuid.UUID, str], None],
         stopping: Callable[[], bool],
     ) -> None:
@@ -45,6 +47,7 @@ class Maintenance:
         self.router = router
         self.settings = settings
         self.tasks = tasks
+        self.jobs = jobs
         self._abort = abort
         self._stopping = stopping
 
@@ -66,8 +69,9 @@ class Maintenance:
             await self.register()
 
     async def renew_leases(self) -> None:
-        """Extend the leases of jobs in flight; abort those cancelled or no longer ours."""
-        ids = list(self.tasks)
+        """Extend the leases of this worker's jobs, running or held; abort those
+        cancelled or no longer ours."""
+        ids = list(self.jobs)
         if not ids:
             return
         held = await self.store.renew_leases(self.worker_id, ids, self.settings.lease_seconds)

@@ -157,6 +157,7 @@ class Worker:
             tasks=self.tasks,
             jobs=self.jobs,
             prefetch=self.runner.prefetch,
+            cancel_unstarted=self.runner.cancel_unstarted,
         )
         self.callbacks = CallbackDeliverer(store, settings.callbacks, self.id)
         self.notifications = Notifications(
@@ -175,7 +176,8 @@ class Worker:
             router=self.router,
             settings=settings,
             tasks=self.tasks,
-            abort=self.runner.abort,
+            jobs=self.jobs,
+            abort=self.abort,
             stopping=lambda: self.stopping,
         )
         self.alerts = AlertEngine(
@@ -236,7 +238,12 @@ class Worker:
         self.claimer.wake()
 
     def _cancel(self, job_id: uuid.UUID) -> None:
-        self.runner.abort(job_id, reason="cancel")
+        self.abort(job_id, "cancel")
+
+    def abort(self, job_id: uuid.UUID, reason: str) -> None:
+        """Stop one of this worker's jobs, running or held (see ``JobRunner.abort``)."""
+        if not self.claimer.abort_held(job_id, reason):
+            self.runner.abort(job_id, reason)
 
     def _config_changed(self) -> None:
         # A pause, re-route or cap takes effect now, not at the next refresh tick. A
@@ -264,11 +271,14 @@ class Worker:
         this process alive.
         """
         self.stopping = True
+        # Held jobs never started: they wait for the hand-back below, with those the
+        # grace period does not see finish.
+        self.claimer.stop_starting()
         await self._wait_for_jobs(self.settings.shutdown_grace)
         self.claimer.abandon()
-        left = list(self.tasks)
-        left_types = {job_id: self.jobs[job_id].job_type for job_id in left if job_id in self.jobs}
-        for job_id in left:
+        left = list(self.jobs)
+        left_types = {job_id: job.job_type for job_id, job in self.jobs.items()}
+        for job_id in self.tasks:
             self.runner.abort(job_id, reason="shutdown")
         if self.tasks:
             await asyncio.wait(list(self.tasks.values()), timeout=ABORT_WAIT)

@@ -99,32 +99,25 @@ class JobRunner:
         self._started: dict[uuid.UUID, tuple[float, str]] = {}
         # Traces on: each vq.complete span from the hand-over to the batch write.
         self._completing: dict[uuid.UUID, Any] = {}
-        # The running slots: a prefetched job waits here (``Prefetch``), counted in
-        # ``tasks`` so that its lease is renewed and a cancel or shutdown reaches it.
-        self._slots = asyncio.Semaphore(settings.concurrency)
-        self.waiting: set[uuid.UUID] = set()
+        # The pace of the jobs, which sets how many the claimer may hold beyond its slots.
         self.prefetch = Prefetch(settings.concurrency, settings.prefetch, settings.prefetch_wait)
 
     # -- running ----------------------------------------------------------------------
 
     async def execute(self, job: ClaimedJob) -> None:
-        """Run ``job`` to an outcome once a slot is free; never raises."""
-        self.waiting.add(job.id)
-        try:
-            await self._slots.acquire()
-        except asyncio.CancelledError:
-            # Cancelled, lost or shut down before it started: the same outcomes as
-            # for a running job, without a render to stop.
-            await self._aborted(job)
-            return
-        finally:
-            self.waiting.discard(job.id)
+        """Run ``job`` to an outcome; never raises."""
         started = time.monotonic()
         try:
             await self._traced(job)
         finally:
-            self._slots.release()
             self.prefetch.observe(time.monotonic() - started)
+
+    async def cancel_unstarted(self, job: ClaimedJob) -> None:
+        """Record the cancel of a job the worker held but never started (no render to
+        stop, no outcome to observe but the cancel)."""
+        done = await self._guard(lambda: self.store.mark_cancelled(self.worker_id, job.id))
+        if done:
+            self._emit(job.id, "cancelled", self._details(job))
 
     async def _traced(self, job: ClaimedJob) -> None:
         if not tracing.enabled():
