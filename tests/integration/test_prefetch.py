@@ -35,7 +35,10 @@ async def _warm_up(store: Store, worker: Worker) -> None:
 
 
 def _two_slots(settings: Settings, **more: object) -> Settings:
-    return settings.model_copy(update={"concurrency": 2, "prefetch": 50, **more})
+    # A long prefetch_wait: the allowance is then the whole limit after one measured
+    # run, however long the warm-up took on a busy machine.
+    update = {"concurrency": 2, "prefetch": 50, "prefetch_wait": 60.0, **more}
+    return settings.model_copy(update=update)
 
 
 async def test_a_fresh_worker_claims_only_its_slots(
@@ -141,3 +144,39 @@ async def test_held_jobs_keep_their_lease_and_one_lost_is_dropped_unrendered(
         await eventually(lambda: _is(store, kept.id, JobStatus.COMPLETED))
     assert lost.id not in {job.id for job in service.calls}
     assert await _is(store, first.id, JobStatus.COMPLETED)
+
+
+async def test_finished_jobs_whose_completion_is_not_written_count_against_the_room(
+    store: Store, settings: Settings, dsn: str
+) -> None:
+    # A database that cannot write completions must slow the claims, not let finished
+    # jobs' results pile up in the worker.
+    service = ScriptedService()
+    two = _two_slots(settings, prefetch=0)
+    async with running_worker(store, two, {"scripted": service}, dsn) as worker:
+        blocker = await store.pool.acquire()
+        try:
+            transaction = blocker.transaction()
+            await transaction.start()
+            # complete_jobs updates the worker's row too: it waits for this lock.
+            await blocker.execute("SELECT 1 FROM vq.workers WHERE id = $1 FOR UPDATE", worker.id)
+            jobs = await store.enqueue_many([NewJob("scripted") for _ in range(10)])
+
+            async def completion_waits() -> bool:
+                # The two results are in the write, and the write waits for the lock.
+                waiting = await store.pool.fetchval(
+                    "SELECT count(*) FROM pg_stat_activity"
+                    " WHERE wait_event_type = 'Lock' AND datname = current_database()"
+                )
+                return bool(waiting) and worker.completer.pending == 2
+
+            await eventually(completion_waits)
+            assert worker.completer.pending == 2 and not worker.jobs
+            worker.wake()  # a wake-up finds no room: the two results are not written
+            queued = "SELECT count(*) FROM vq.jobs WHERE status = 'queued'"
+            assert await store.pool.fetchval(queued) == 8
+            await transaction.rollback()
+        finally:
+            await store.pool.release(blocker)
+        for job in jobs:
+            await eventually(lambda j=job.id: _is(store, j, JobStatus.COMPLETED))

@@ -20,6 +20,7 @@ import logging
 import time
 import uuid
 from collections.abc import Callable, Coroutine
+from datetime import datetime
 from typing import Any
 
 from vq_core import db, tracing
@@ -40,6 +41,14 @@ CLAIM_LANES = 2
 Execute = Callable[[ClaimedJob], Coroutine[Any, Any, None]]
 #: Records the cancel of a held job that never started (``JobRunner.cancel_unstarted``).
 CancelUnstarted = Callable[[ClaimedJob], Coroutine[Any, Any, None]]
+
+
+def _by_priority(job: ClaimedJob) -> tuple[int, datetime]:
+    return job.priority, job.created_at
+
+
+def _by_creation(job: ClaimedJob) -> datetime:
+    return job.created_at
 
 
 class _Lane:
@@ -73,8 +82,12 @@ class Claimer:
         jobs: dict[uuid.UUID, ClaimedJob],
         prefetch: Prefetch | None = None,
         cancel_unstarted: CancelUnstarted | None = None,
+        unrecorded: Callable[[], int] = lambda: 0,
     ) -> None:
         self.worker_id = worker_id
+        # Finished jobs whose completion is not written yet: they still count against
+        # the room, so a slow database slows the claims instead of piling up results.
+        self._unrecorded = unrecorded
         self.prefetch = prefetch
         self._cancel_unstarted = cancel_unstarted
         #: Claimed jobs waiting for a slot, oldest claim first (a plain queue: a held job
@@ -171,7 +184,7 @@ class Claimer:
     async def _claim_once(self, lane: _Lane) -> bool:
         """Claim what fits; True when it claimed something and should try again at once."""
         room = self._room()
-        free = room - len(self.jobs) - sum(n for _, n in self._claiming)
+        free = room - len(self.jobs) - self._unrecorded() - sum(n for _, n in self._claiming)
         types, limit = self._claim_plan(min(free, -(-room // CLAIM_LANES)))
         if limit <= 0 or not types:
             lane.maybe_more = free <= 0 or bool(self._claiming)
@@ -181,6 +194,7 @@ class Claimer:
         routes = self.router.routes()
         self._claims += 1
         every = self.settings.claim_oldest_every
+        oldest_first = every > 0 and self._claims % every == 0
         started_ns = time.time_ns()  # the claim spans' start, when traces are on
         try:
             jobs = await self.store.claim(
@@ -189,7 +203,7 @@ class Claimer:
                 limit,
                 self.settings.lease_seconds,
                 limited=[t for t in types if self.router.is_capped(t)],
-                oldest_first=every > 0 and self._claims % every == 0,
+                oldest_first=oldest_first,
             )
         except _DB_ERRORS as exc:
             log.warning("claim failed (%s); retrying at the next wake-up", exc)
@@ -204,13 +218,18 @@ class Claimer:
         if jobs and tracing.enabled():
             tracing.record_claims(jobs, started_ns, time.time_ns(), self.worker_id)
         concurrency = self.settings.concurrency
+        if len(jobs) > concurrency - len(self.tasks):
+            # Some will wait: start them in the claim's order. The rows come back in the
+            # order the database updated them, so sort by what the claim ordered by
+            # (creation standing in for run_at and the groups' turns).
+            jobs.sort(key=_by_creation if oldest_first else _by_priority)
         for job in jobs:
             self.jobs[job.id] = job
             if self._starting and len(self.tasks) < concurrency:
                 self._start(job, self._execute)
             else:
                 self.held.append(job)
-        return bool(jobs) and len(self.jobs) < room
+        return bool(jobs) and len(self.jobs) + self._unrecorded() < room
 
     def _start(self, job: ClaimedJob, run: Execute) -> None:
         task = asyncio.create_task(run(job))
@@ -263,5 +282,9 @@ class Claimer:
         held, concurrency = self.held, self.settings.concurrency
         while held and self._starting and len(self.tasks) < concurrency:
             self._start(held.popleft(), self._execute)
+        self.room_freed()
+
+    def room_freed(self) -> None:
+        """A job ended or its completion was written: a lane waiting for room claims."""
         for lane in self._lanes:
             lane.completed.set()

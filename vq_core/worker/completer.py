@@ -44,11 +44,12 @@ class BatchCompleter:
         # Held while a batch is written, so shutdown waits for a write in progress.
         self._flush_lock = asyncio.Lock()
         self._loop: asyncio.Task[None] | None = None
+        self._writing = 0
 
     @property
     def pending(self) -> int:
-        """Completions not yet written."""
-        return len(self.completions)
+        """Completions not yet written: buffered, or in the write under way."""
+        return len(self.completions) + self._writing
 
     def complete_later(self, job_id: uuid.UUID, result: dict[str, Any]) -> None:
         """Queue a completion for the next batch write."""
@@ -93,6 +94,7 @@ class BatchCompleter:
         backoff = 0.05
         while self.completions:
             batch, self.completions = self.completions, []
+            self._writing = len(batch)
             try:
                 done = set(await self.store.complete_many(self.worker_id, batch))
             except _DB_ERRORS as exc:
@@ -101,4 +103,6 @@ class BatchCompleter:
                 await asyncio.sleep(backoff)  # back off from a database that is failing
                 backoff = min(backoff * 2, 5.0)
                 continue
+            finally:
+                self._writing = 0
             self.completed(batch, done)

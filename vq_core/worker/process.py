@@ -28,7 +28,7 @@ import os
 import secrets
 import socket
 import uuid
-from collections.abc import Coroutine, Mapping
+from collections.abc import Coroutine, Mapping, Sequence
 from typing import Any, TypeVar
 
 import pluggy
@@ -41,7 +41,7 @@ from vq_core.store import Store
 from vq_core.video_service import VideoService
 from vq_core.worker.callbacks import CallbackDeliverer
 from vq_core.worker.claiming import Claimer
-from vq_core.worker.completer import BatchCompleter
+from vq_core.worker.completer import BatchCompleter, Completion
 from vq_core.worker.events import EventEmitter
 from vq_core.worker.health import HealthChecks
 from vq_core.worker.maintenance import Maintenance
@@ -147,7 +147,7 @@ class Worker:
             wake=self.wake,
             tasks=self.tasks,
         )
-        self.completer.completed = self.runner.completed
+        self.completer.completed = self._completed
         self.claimer = Claimer(
             worker_id=self.id,
             store=store,
@@ -158,6 +158,7 @@ class Worker:
             jobs=self.jobs,
             prefetch=self.runner.prefetch,
             cancel_unstarted=self.runner.cancel_unstarted,
+            unrecorded=lambda: self.completer.pending,
         )
         self.callbacks = CallbackDeliverer(store, settings.callbacks, self.id)
         self.notifications = Notifications(
@@ -232,6 +233,10 @@ class Worker:
             Periodic("alerts", s.alerts.interval, self.alerts.tick),
             Periodic("callbacks", s.callbacks.interval, self.callbacks.tick),
         ]
+
+    def _completed(self, batch: Sequence[Completion], done: set[uuid.UUID]) -> None:
+        self.runner.completed(batch, done)
+        self.claimer.room_freed()
 
     def wake(self) -> None:
         """Claim again now (a notification, a poll tick, a retry whose wait is over)."""
