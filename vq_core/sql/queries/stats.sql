@@ -4,9 +4,20 @@
 -- Parameters are always bound, never formatted in.
 
 -- count_by_status_type_priority --
--- The live counts behind the stats page.
-SELECT status::text AS status, job_type, priority, count(*) AS n
-  FROM vq.jobs GROUP BY status, job_type, priority;
+-- The counts behind the stats page, exact and in one snapshot: finished jobs from
+-- vq.job_counts (kept by migration 0016's triggers, summed over its shards), queued and
+-- running jobs counted live through their partial indexes (jobs_ready_idx,
+-- jobs_lease_idx), so the read does not grow with the history.
+SELECT status::text AS status, job_type, priority, sum(n)::bigint AS n
+  FROM vq.job_counts
+ GROUP BY status, job_type, priority
+HAVING sum(n) <> 0
+UNION ALL
+SELECT status::text, job_type, priority, count(*)
+  FROM vq.jobs WHERE status = 'queued' GROUP BY status, job_type, priority
+UNION ALL
+SELECT status::text, job_type, priority, count(*)
+  FROM vq.jobs WHERE status = 'running' GROUP BY status, job_type, priority;
 
 -- ready_depth --
 -- Jobs ready to run now: the vq_queue_depth gauge, and the very query KEDA scales workers
@@ -26,15 +37,22 @@ SELECT count(*) AS queued,
   FROM vq.jobs WHERE status = 'queued';
 
 -- type_counts --
--- Each job type's jobs by state, ready and scheduled apart: the types overview.
+-- Each job type's jobs by state, ready and scheduled apart: the types overview. Finished
+-- counts from vq.job_counts, unfinished ones live, as count_by_status_type_priority.
 SELECT job_type,
-       count(*) FILTER (WHERE status = 'queued' AND run_at <= now()) AS ready,
-       count(*) FILTER (WHERE status = 'queued' AND run_at > now()) AS scheduled,
-       count(*) FILTER (WHERE status = 'running') AS running,
-       count(*) FILTER (WHERE status = 'completed') AS completed,
-       count(*) FILTER (WHERE status = 'failed') AS failed,
-       count(*) FILTER (WHERE status = 'cancelled') AS cancelled
-  FROM vq.jobs GROUP BY job_type;
+       coalesce(sum(n) FILTER (WHERE status = 'queued' AND ready), 0)::bigint AS ready,
+       coalesce(sum(n) FILTER (WHERE status = 'queued' AND NOT ready), 0)::bigint AS scheduled,
+       coalesce(sum(n) FILTER (WHERE status = 'running'), 0)::bigint AS running,
+       coalesce(sum(n) FILTER (WHERE status = 'completed'), 0)::bigint AS completed,
+       coalesce(sum(n) FILTER (WHERE status = 'failed'), 0)::bigint AS failed,
+       coalesce(sum(n) FILTER (WHERE status = 'cancelled'), 0)::bigint AS cancelled
+  FROM (SELECT job_type, status, true AS ready, n FROM vq.job_counts
+        UNION ALL
+        SELECT job_type, status, run_at <= now(), 1 FROM vq.jobs WHERE status = 'queued'
+        UNION ALL
+        SELECT job_type, status, true, 1 FROM vq.jobs WHERE status = 'running') AS t
+ GROUP BY job_type
+HAVING sum(n) <> 0;
 
 -- finished_windows --
 -- Completions and failures over the last 1, 5, 15 and 60 minutes.
