@@ -25,7 +25,7 @@ import time
 from pathlib import Path
 from typing import Any
 
-import asyncpg
+from bench_queue import fresh_database
 
 from vq_core import db
 from vq_core.db import migrations
@@ -37,13 +37,7 @@ TRIGGERS = ("jobs_counts_insert", "jobs_counts_update", "jobs_counts_delete")
 
 
 async def fresh(server: str) -> str:
-    admin = await asyncpg.connect(server)
-    try:
-        await admin.execute(f'DROP DATABASE IF EXISTS "{DATABASE}" WITH (FORCE)')
-        await admin.execute(f'CREATE DATABASE "{DATABASE}"')
-    finally:
-        await admin.close()
-    dsn = server.rsplit("/", 1)[0] + "/" + DATABASE
+    dsn = await fresh_database(server, DATABASE)
     conn = await db.connect(dsn)
     try:
         await migrations.migrate(conn)

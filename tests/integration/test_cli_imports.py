@@ -11,29 +11,11 @@ import sys
 from pathlib import Path
 
 import pytest
+from support.import_probe import PROBE
 
 WEB_STACK = {"nicegui", "fastapi", "starlette", "uvicorn"}
 # Where plugins' commands and hooks live: loaded only for a command that may be theirs.
 PLUGINS = {"vq_ui", "vq_plugins"}
-
-# The vq script's entry point, with a report of the top-level packages loaded when the
-# process ends (after click's own exit). PROBE_PREIMPORT loads a package first, to show
-# that the report sees what is loaded.
-_PROBE = """
-import atexit, json, os, sys
-
-for name in os.environ.get("PROBE_PREIMPORT", "").split():
-    __import__(name)
-
-def _report():
-    with open(os.environ["PROBE_OUT"], "w") as out:
-        json.dump(sorted({m.split(".")[0] for m in sys.modules}), out)
-
-atexit.register(_report)
-sys.argv = ["vq", *sys.argv[1:]]
-from vq_core.cli.main import main
-main()
-"""
 
 
 def run_vq(
@@ -49,7 +31,7 @@ def run_vq(
         PROBE_PREIMPORT=preimport,
     )
     proc = subprocess.run(
-        [sys.executable, "-c", _PROBE, *args],
+        [sys.executable, "-c", PROBE, *args],
         env=env,
         capture_output=True,
         text=True,

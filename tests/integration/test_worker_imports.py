@@ -14,33 +14,15 @@ from collections.abc import Iterator
 from pathlib import Path
 
 import pytest
+from support.helpers import eventually
+from support.import_probe import PROBE
 
-from tests.support.helpers import eventually
 from vq_core.models import NewJob
 from vq_core.store import Store
 
 WEB_STACK = {"nicegui", "fastapi", "starlette", "uvicorn"}
 # Deferred to first use: an HTTP request (httpx and what it imports with itself).
 DEFERRED = {"httpx", "httpcore", "h11"}
-
-# The vq script's entry point, with a report of the top-level packages loaded when the
-# process ends (after the worker's graceful stop). PROBE_PREIMPORT loads a package
-# first, to show that the report sees what is loaded.
-_PROBE = """
-import atexit, json, os, sys
-
-for name in os.environ.get("PROBE_PREIMPORT", "").split():
-    __import__(name)
-
-def _report():
-    with open(os.environ["PROBE_OUT"], "w") as out:
-        json.dump(sorted({m.split(".")[0] for m in sys.modules}), out)
-
-atexit.register(_report)
-sys.argv = ["vq", "worker"]
-from vq_core.cli.main import main
-main()
-"""
 
 
 @pytest.fixture
@@ -61,7 +43,7 @@ def start_worker(dsn: str, tmp_path: Path) -> Iterator[object]:
         for name in [k for k in env if k.startswith("OTEL_")]:
             del env[name]  # default settings: no traces
         proc = subprocess.Popen(
-            [sys.executable, "-c", _PROBE],
+            [sys.executable, "-c", PROBE, "worker"],
             env=env,
             stdout=subprocess.DEVNULL,
             stderr=subprocess.PIPE,

@@ -236,10 +236,9 @@ class Claimer:
         self.tasks[job.id] = task
         task.add_done_callback(functools.partial(self._job_done, job.id))
 
-    def stop_starting(self) -> list[uuid.UUID]:
-        """Start no held job from now on (the shutdown hands them back); their ids."""
+    def stop_starting(self) -> None:
+        """Start no held job from now on (the shutdown hands them back)."""
         self._starting = False
-        return [job.id for job in self.held]
 
     def abort_held(self, job_id: uuid.UUID, reason: str) -> bool:
         """Stop a held job before it starts; False if ``job_id`` is not held here.
