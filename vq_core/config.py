@@ -156,7 +156,7 @@ class Settings(BaseSettings):
 
     concurrency: int = Field(default=10, ge=1, le=10_000)
     prefetch: int = Field(
-        default=5000,
+        default=2000,
         ge=0,
         le=100_000,
         description="jobs a worker may hold beyond its concurrency, waiting for a slot, "
