@@ -39,9 +39,9 @@ def limit_env(dsn: str, tmp_path: Path, **extra: str) -> dict[str, str]:
     return worker_env(dsn, tmp_path, VQ_CLAIM_OLDEST_EVERY="2", **extra)
 
 
-def start_slow_worker(env: dict[str, str]) -> subprocess.Popen[bytes]:
-    """A `vq worker` serving the test plugin's ``slow`` type, ten jobs at a time."""
-    return start_worker(env, "--plugin", "slow_plugin", "--concurrency", "10")
+def start_slow_worker(env: dict[str, str], concurrency: int = 10) -> subprocess.Popen[bytes]:
+    """A `vq worker` serving the test plugin's ``slow`` type, ``concurrency`` jobs at a time."""
+    return start_worker(env, "--plugin", "slow_plugin", "--concurrency", str(concurrency))
 
 
 async def sample_until_done(store: Store, n: int, timeout: float) -> list[int]:
@@ -58,9 +58,13 @@ async def sample_until_done(store: Store, n: int, timeout: float) -> list[int]:
 
 
 async def start_workers(
-    store: Store, env: dict[str, str], procs: list[subprocess.Popen[bytes]], n: int
+    store: Store,
+    env: dict[str, str],
+    procs: list[subprocess.Popen[bytes]],
+    n: int,
+    concurrency: int = 10,
 ) -> None:
-    procs += [start_slow_worker(env) for _ in range(n)]
+    procs += [start_slow_worker(env, concurrency) for _ in range(n)]
 
     async def all_registered() -> bool:
         return len(await store.list_workers()) >= n
@@ -74,7 +78,9 @@ async def test_cap_of_4_over_5_worker_processes_is_never_exceeded(
     await store.update_queue_config("slow", QueueConfigPatch(max_running=CAP), OPERATOR, 600.0)
     env = limit_env(dsn, tmp_path, VQ_TEST_SLOW_SECONDS="0.3")
     # Every worker is up before the jobs arrive, so all five compete for every slot.
-    await start_workers(store, env, procs, WORKERS)
+    # Two slots each: one process could otherwise hold the whole cap, since the worker
+    # whose job just ended claims its freed place first (the test failed so under load).
+    await start_workers(store, env, procs, WORKERS, concurrency=2)
     await store.enqueue_many(
         [NewJob("slow", {"i": i}, priority=PRIORITIES[i % 4]) for i in range(JOBS)]
     )
@@ -82,7 +88,8 @@ async def test_cap_of_4_over_5_worker_processes_is_never_exceeded(
     samples = await sample_until_done(store, JOBS, timeout=120)
 
     assert max(samples) <= CAP, samples
-    assert max(samples) == CAP, samples  # the cap was used, not merely respected
+    # The cap was used, not merely respected: by two processes at least, at once.
+    assert max(samples) == CAP, samples
     # The work was shared: more than one process took jobs.
     workers = await store.pool.fetchval(
         "SELECT count(DISTINCT worker_id) FROM vq.jobs WHERE status = 'completed'"

@@ -22,6 +22,13 @@ async def test_several_workers_execute_each_job_exactly_once(
     n = 3000
     env = worker_env(dsn, tmp_path)
     procs += [start_worker(env, "--plugin", "slow_plugin", "--concurrency", "20") for _ in range(3)]
+
+    async def all_registered() -> bool:
+        return len(await store.list_workers()) == 3
+
+    # All up before the jobs arrive: a worker that is first alone drains a burst of
+    # fast jobs (prefetch) before the others have started.
+    await eventually(all_registered, timeout=60, interval=0.1)
     await store.enqueue_many([NewJob("noop", {"i": i}) for i in range(n)])
 
     async def all_done() -> bool:
