@@ -25,25 +25,14 @@ import time
 from pathlib import Path
 from typing import Any
 
-from bench_queue import fresh_database
+from bench_queue import migrated_database
 
 from vq_core import db
-from vq_core.db import migrations
 from vq_core.models import NewJob
 from vq_core.store import Store
 
 DATABASE = "vq_bench_job_counts"
 TRIGGERS = ("jobs_counts_insert", "jobs_counts_update", "jobs_counts_delete")
-
-
-async def fresh(server: str) -> str:
-    dsn = await fresh_database(server, DATABASE)
-    conn = await db.connect(dsn)
-    try:
-        await migrations.migrate(conn)
-    finally:
-        await conn.close()
-    return dsn
 
 
 def cpu_s(pid: int) -> float:
@@ -84,7 +73,7 @@ async def one_round(store: Store, n: int, on: bool) -> dict[str, Any]:
 
 
 async def main(args: argparse.Namespace) -> None:
-    dsn = await fresh(args.server)
+    dsn = await migrated_database(args.server, DATABASE)
     store = Store(await db.create_pool(dsn, min_size=1, max_size=1))
     rounds: list[dict[str, Any]] = []
     try:

@@ -27,10 +27,9 @@ import sys
 import time
 from pathlib import Path
 
-from bench_queue import UNFINISHED, fresh_database, start_worker, stop, truncate
+from bench_queue import UNFINISHED, migrated_database, start_worker, stop, truncate
 
 from vq_core import db
-from vq_core.db import migrations
 from vq_core.models import NewJob
 from vq_core.store import Store
 
@@ -56,12 +55,7 @@ def peak_mb(status: str) -> float:
 
 
 async def fresh_store(server: str) -> tuple[Store, str]:
-    dsn = await fresh_database(server, DATABASE)
-    conn = await db.connect(dsn)
-    try:
-        await migrations.migrate(conn)
-    finally:
-        await conn.close()
+    dsn = await migrated_database(server, DATABASE)
     return Store(await db.create_pool(dsn, min_size=1, max_size=2)), dsn
 
 

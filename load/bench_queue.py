@@ -78,11 +78,19 @@ async def fresh_database(server: str, name: str) -> str:
     return dsn_for(server, name)
 
 
-async def fresh_store(server: str) -> tuple[Store, str]:
-    dsn = await fresh_database(server, "vq_bench")
+async def migrated_database(server: str, name: str) -> str:
+    """A new, empty database ``name`` on ``server``, migrated to vq's schema; its DSN."""
+    dsn = await fresh_database(server, name)
     conn = await db.connect(dsn)
-    await migrations.migrate(conn)
-    await conn.close()
+    try:
+        await migrations.migrate(conn)
+    finally:
+        await conn.close()
+    return dsn
+
+
+async def fresh_store(server: str) -> tuple[Store, str]:
+    dsn = await migrated_database(server, "vq_bench")
     return Store(await db.create_pool(dsn, min_size=2, max_size=4)), dsn
 
 

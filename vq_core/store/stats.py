@@ -30,8 +30,6 @@ class StatsStore:
         """Counts by status/type/priority, depth, oldest age, throughput, durations, as
         plain JSON: what the stats page, ``vq stats`` and the alert rules read."""
         async with self.pool.acquire() as conn:
-            # Exact, and constant time: finished jobs from vq.job_counts (migration 0016's
-            # triggers keep it), queued and running ones counted live (partial indexes).
             counts = await conn.fetch(sql("count_by_status_type_priority"))
             # The ready count is ready_depth's own statement, the one KEDA's ScaledObject
             # runs too, so vq_queue_depth and the autoscaler read one number.
