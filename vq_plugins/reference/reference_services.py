@@ -257,6 +257,9 @@ def serve_command(
     display = f"[{host}]" if ":" in host else host
     state.public_url = f"http://{display}:{sock.getsockname()[1]}"
     server, _ = _server(state, "info", graceful_s=5)
+    # Listening before the banner: a client that reads the address and connects at once
+    # waits in the backlog for uvicorn instead of being refused.
+    sock.listen(2048)
     click.echo(f"reference services on {state.public_url} (media in {media_dir})")
     click.echo(f"  orchestrator base_url    = {state.public_url}")
     click.echo(f"  manim_base_url           = {state.public_url}/manim")
