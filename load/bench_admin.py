@@ -9,22 +9,31 @@
    Chromium, and times ``/queue`` from navigation until the job table's rows are in
    the DOM, cold (first load) and warm.
 
-Prints one JSON document. Goals: page < 2000 ms, list query < 100 ms.
+With --drain, both measurements run while a real ``vq worker`` process (default
+settings) drains no-op jobs in the same database: a thread keeps its backlog refilled
+(batches of 1,000 whenever fewer than 10,000 wait) and deletes the drained jobs every
+few seconds, so the table stays at --jobs rows plus the backlog.
+
+Prints one JSON document. Goals: page < 1000 ms warm and < 2000 ms cold, list query
+p95 < 100 ms.
 
 Usage: python load/bench_admin.py [--server postgresql://postgres@127.0.0.1:5432/postgres]
        [--jobs 1000000] [--reuse] [--runs 20] [--page-runs 5] [--no-browser] [--explain]
+       [--drain]
 """
 
 from __future__ import annotations
 
 import argparse
 import asyncio
+import contextlib
 import json
 import os
 import statistics
 import subprocess
 import sys
 import tempfile
+import threading
 import time
 from collections.abc import Awaitable, Callable
 from functools import partial
@@ -36,13 +45,13 @@ import asyncpg
 from vq_core import db
 from vq_core.config import Settings
 from vq_core.db import migrations
-from vq_core.models import JobFilter, JobStatus
-from vq_core.store import Store, list_query
+from vq_core.models import JobFilter, JobStatus, NewJob
+from vq_core.store import Store, list_query, listing
 
 HERE = Path(__file__).resolve().parent
 DATABASE = "vq_bench_admin"
 USER, PASSWORD = "bench-admin", "bench-admin-password"
-PAGE_GOAL_MS, QUERY_GOAL_MS = 2000.0, 100.0
+PAGE_GOAL_MS, WARM_PAGE_GOAL_MS, QUERY_GOAL_MS = 2000.0, 1000.0, 100.0
 # name -> (filters, sort): what an operator does on the page.
 QUERIES: dict[str, tuple[JobFilter, str]] = {
     "first_page": (JobFilter(), "-created_at"),
@@ -74,6 +83,8 @@ QUERIES: dict[str, tuple[JobFilter, str]] = {
     "text_common_topic": (JobFilter(text="gravity"), "-created_at"),
     "text_one_job": (JobFilter(text="doubt #123457)"), "-created_at"),
     "text_no_match": (JobFilter(text="no such words"), "-created_at"),
+    "text_prefix_type": (JobFilter(text="dou"), "-created_at"),
+    "text_hundred_jobs": (JobFilter(text="12345"), "-created_at"),
     "status_failed+text_topic": (JobFilter(status=JobStatus.FAILED, text="entropy"), "-created_at"),
 }
 
@@ -176,19 +187,161 @@ async def measure_queries(dsn: str, runs: int, explain: bool) -> dict[str, Any]:
 
 
 async def explain_plan(pool: asyncpg.Pool, filters: JobFilter, sort: str) -> list[str]:
-    """EXPLAIN ANALYZE of list_jobs built exactly as Store.list_jobs builds it."""
-    query, _ = list_query(sort)
-    args = (
-        filters.status.value if filters.status else None,
-        filters.job_type,
-        int(filters.priority) if filters.priority is not None else None,
-        filters.text,
-        None,
-        None,
-        51,
-    )
-    rows = await pool.fetch("EXPLAIN (ANALYZE, BUFFERS) " + query, *args)
-    return [r[0] for r in rows]
+    """EXPLAIN ANALYZE of the statements Store.list_jobs runs for the first page, built
+    as it builds them (a search: the window of the next jobs, then the word index's ids,
+    then the page among them or the ordered walk)."""
+    query, spec = list_query(sort)
+    args = listing.filter_args(filters)
+    untexted = (*args[:3], None, *args[4:])
+    plan: list[str] = []
+
+    async def explain(statement: str, *values: Any) -> list[asyncpg.Record]:
+        plan.extend(
+            r[0] for r in await pool.fetch("EXPLAIN (ANALYZE, BUFFERS) " + statement, *values)
+        )
+        return await pool.fetch(statement, *values)
+
+    text = args[3]
+    if text is not None:
+        if spec.by_id:
+            rows = await explain(listing.window_query(sort), *untexted, None, None, 51, text)
+            if len(rows) > 50:
+                return plan
+            plan.append("-- the window was not enough; the word index:")
+        hits = await explain(listing.search_ids_query(), text)
+        if len(hits) <= listing.SEARCH_IDS:
+            plan.append("-- then, among the ids:")
+            ids = [r["job_id"] for r in hits]
+            await explain(listing.list_among_query(sort), *untexted, None, None, 51, ids)
+            return plan
+        plan.append("-- more ids than SEARCH_IDS, then the ordered walk:")
+        if spec.by_id:
+            await explain(listing.window_query(sort, 0), *untexted, None, None, 51, text)
+            return plan
+    await explain(query, *args, None, None, 51)
+    return plan
+
+
+class Drain:
+    """A real ``vq worker`` (default settings) draining no-op jobs beside the
+    measurements, its backlog refilled and its finished jobs deleted by a thread."""
+
+    LOW, BATCH, PRUNE_EVERY_S = 10_000, 1_000, 5.0
+
+    def __init__(self, dsn: str) -> None:
+        self.dsn = dsn
+        self.stop = threading.Event()
+        self.enqueued = self.unfinished = 0
+        self.started = self.elapsed = 0.0
+        self.worker: subprocess.Popen[bytes] | None = None
+        self.thread = threading.Thread(target=lambda: asyncio.run(self._feed()), daemon=True)
+        self.ready = threading.Event()
+        self.error: BaseException | None = None
+
+    def __enter__(self) -> Drain:
+        self.thread.start()
+        if not self.ready.wait(120) or self.error:
+            raise SystemExit(f"the drain did not start: {self.error!r}")
+        return self
+
+    def __exit__(self, *exc: object) -> None:
+        self.stop.set()
+        self.thread.join(120)
+
+    async def _feed(self) -> None:
+        pool = await db.create_pool(self.dsn, min_size=1, max_size=2)
+        store = Store(pool)
+        try:
+            # Only the no-op jobs are the drain's: the fill's live backlog stays as
+            # filled (a paused type is not claimed), so --reuse finds the same table.
+            await pool.execute(_PAUSE_FILL_TYPES)
+            await self._fill(store, 2 * self.LOW)
+            env = dict(
+                os.environ,
+                VQ_DATABASE_URL=self.dsn,
+                VQ_CONFIG="/nonexistent/vq.toml",
+                VQ_LOG_LEVEL="WARNING",
+            )
+            self.worker = subprocess.Popen(
+                [sys.executable, "-m", "vq_core.cli", "worker"], env=env, stdout=sys.stderr
+            )
+            deadline = time.monotonic() + 60
+            while not await pool.fetchval(_DRAINED):
+                if time.monotonic() > deadline:
+                    raise RuntimeError("the worker completed nothing in 60 s")
+                await asyncio.sleep(0.05)
+            self.started = time.monotonic()
+            self.ready.set()
+            pruned_at = time.monotonic()
+            while not self.stop.is_set():
+                if await pool.fetchval(_BACKLOG) < self.LOW:
+                    await self._fill(store, self.LOW)
+                if time.monotonic() - pruned_at > self.PRUNE_EVERY_S:
+                    await pool.execute(_PRUNE_DRAINED)
+                    pruned_at = time.monotonic()
+                await asyncio.sleep(0.2)
+            self.elapsed = time.monotonic() - self.started
+            self.unfinished = await pool.fetchval(_UNFINISHED)
+        except BaseException as exc:  # reported by __enter__ or summary()
+            self.error = exc
+            self.ready.set()
+        finally:
+            if self.worker is not None:
+                self.worker.terminate()
+                self.worker.wait(60)
+            # The jobs it left: the next --reuse finds --jobs rows again.
+            await pool.execute(_DELETE_ALL)
+            await pool.execute(_UNPAUSE_FILL_TYPES)
+            await pool.execute("DELETE FROM vq.workers")
+            await pool.close()
+
+    async def _fill(self, store: Store, n: int) -> None:
+        for _ in range(0, n, self.BATCH):
+            await store.enqueue_many([NewJob(DRAIN_TYPE) for _ in range(self.BATCH)])
+        self.enqueued += n
+
+    def summary(self) -> dict[str, Any]:
+        """How much it drained while the measurements ran."""
+        if self.error:
+            raise SystemExit(f"the drain failed: {self.error!r}")
+        drained = self.enqueued - self.unfinished
+        return {
+            "seconds": round(self.elapsed, 1),
+            "jobs_drained": drained,
+            "jobs_per_s": round(drained / self.elapsed, 1),
+        }
+
+
+DRAIN_TYPE = "noop"  # no job of the fill has it: the drain's rows are told apart by it
+_BACKLOG = f"SELECT count(*) FROM vq.jobs WHERE status = 'queued' AND job_type = '{DRAIN_TYPE}'"
+_UNFINISHED = f"""
+SELECT count(*) FROM vq.jobs
+ WHERE status IN ('queued', 'running') AND job_type = '{DRAIN_TYPE}'
+"""
+_DRAINED = f"""
+SELECT EXISTS (SELECT 1 FROM vq.jobs WHERE status = 'completed' AND job_type = '{DRAIN_TYPE}')
+"""
+# What a retention purge would do to them, every few seconds instead of daily.
+_PRUNE_DRAINED = f"""
+WITH gone AS (
+    DELETE FROM vq.jobs WHERE job_type = '{DRAIN_TYPE}' AND status = 'completed' RETURNING id
+)
+DELETE FROM vq.job_events e USING gone WHERE e.job_id = gone.id
+"""
+_FILL_TYPES = "ARRAY['doubt', 'diagram', 'compose', 'revideo']"  # bench_admin_fill.sql's
+_PAUSE_FILL_TYPES = f"""
+INSERT INTO vq.job_queue_config (job_type, paused, updated_by)
+SELECT t, true, 'bench_admin --drain' FROM unnest({_FILL_TYPES}) AS t
+ON CONFLICT (job_type) DO UPDATE SET paused = true
+"""
+_UNPAUSE_FILL_TYPES = f"""
+DELETE FROM vq.job_queue_config
+ WHERE job_type = ANY({_FILL_TYPES}) AND updated_by = 'bench_admin --drain'
+"""
+_DELETE_ALL = f"""
+WITH gone AS (DELETE FROM vq.jobs WHERE job_type = '{DRAIN_TYPE}' RETURNING id)
+DELETE FROM vq.job_events e USING gone WHERE e.job_id = gone.id
+"""
 
 
 # Where the browser's time goes, from the navigation's start (ms): the server's answer
@@ -318,15 +471,23 @@ def main() -> None:
     parser.add_argument("--page-runs", type=int, default=5)
     parser.add_argument("--no-browser", action="store_true")
     parser.add_argument("--explain", action="store_true", help="add EXPLAIN ANALYZE plans")
+    parser.add_argument(
+        "--drain", action="store_true", help="measure while a vq worker drains no-op jobs"
+    )
     args = parser.parse_args()
     dsn, fill_s = asyncio.run(prepare(args.server, args.jobs, args.reuse))
     report: dict[str, Any] = {
         "jobs": args.jobs,
         "fill_s": None if fill_s is None else round(fill_s, 1),
-        "queries": asyncio.run(measure_queries(dsn, args.runs, args.explain)),
+        "load_average": os.getloadavg(),
     }
-    if not args.no_browser:
-        report["page"] = measure_page(dsn, args.page_runs)
+    with Drain(dsn) if args.drain else contextlib.nullcontext() as drain:
+        report["queries"] = asyncio.run(measure_queries(dsn, args.runs, args.explain))
+        if not args.no_browser:
+            report["page"] = measure_page(dsn, args.page_runs)
+    if drain is not None:
+        report["drain"] = drain.summary()
+    report["load_average_after"] = os.getloadavg()
     queries = report["queries"]
     filtered = [k for k, (f, _) in QUERIES.items() if (f.status or f.job_type) and not f.text]
     report["goals"] = {
@@ -336,10 +497,11 @@ def main() -> None:
         "list_queries_over_100ms_p95": [
             k for k in QUERIES if queries[k]["p95_ms"] >= QUERY_GOAL_MS
         ],
-        "page_under_2s": (
-            max(report["page"]["max_ms"], report["page"]["after_sign_in_cold_ms"]) < PAGE_GOAL_MS
-            if "page" in report
-            else None
+        "page_warm_under_1s": (
+            report["page"]["max_ms"] < WARM_PAGE_GOAL_MS if "page" in report else None
+        ),
+        "page_cold_under_2s": (
+            report["page"]["after_sign_in_cold_ms"] < PAGE_GOAL_MS if "page" in report else None
         ),
     }
     print(json.dumps(report, indent=2))

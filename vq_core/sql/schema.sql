@@ -276,6 +276,38 @@ BEGIN
 END;
 $$;
 
+CREATE FUNCTION vq.job_search_doc(job_type text, payload jsonb) RETURNS tsvector
+    LANGUAGE sql IMMUTABLE PARALLEL SAFE
+    AS $$
+    SELECT strip(to_tsvector('simple', left(job_type, 1000) || ' '
+                                       || left(coalesce(payload ->> 'question', ''), 60000) || ' '
+                                       || left(coalesce(payload ->> 'topic', ''), 4000)))
+$$;
+
+CREATE FUNCTION vq.job_search_query(words text) RETURNS tsquery
+    LANGUAGE sql IMMUTABLE PARALLEL SAFE
+    AS $$
+    SELECT string_agg('''' || replace(replace(lexeme, '\', '\\'), '''', '''''') || ''':*',
+                      ' & ')::tsquery
+      FROM unnest(tsvector_to_array(to_tsvector('simple', left(words, 1000)))) AS lexeme
+$$;
+
+CREATE FUNCTION vq.job_search_changed() RETURNS trigger
+    LANGUAGE plpgsql
+    AS $$
+BEGIN
+    IF TG_OP = 'INSERT' THEN
+        INSERT INTO vq.job_search (job_id, doc)
+        SELECT id, vq.job_search_doc(job_type, payload) FROM new_jobs;
+    ELSIF TG_OP = 'DELETE' THEN
+        DELETE FROM vq.job_search s USING old_jobs o WHERE s.job_id = o.id;
+    ELSE  -- TRUNCATE fires no DELETE trigger
+        TRUNCATE vq.job_search;
+    END IF;
+    RETURN NULL;
+END;
+$$;
+
 CREATE TABLE vq.alert_deliveries (
     id bigint NOT NULL,
     notification uuid NOT NULL,
@@ -469,6 +501,11 @@ CREATE TABLE vq.job_queue_config (
     CONSTRAINT job_queue_config_timeout_s_check CHECK (((timeout_s > (0)::double precision) AND (timeout_s <> ALL (ARRAY['NaN'::double precision, 'Infinity'::double precision]))))
 );
 
+CREATE TABLE vq.job_search (
+    job_id uuid NOT NULL,
+    doc tsvector NOT NULL
+);
+
 CREATE TABLE vq.jobs (
     id uuid DEFAULT vq.uuid_v7() NOT NULL,
     job_type text NOT NULL,
@@ -654,6 +691,9 @@ ALTER TABLE ONLY vq.job_events
 ALTER TABLE ONLY vq.job_queue_config
     ADD CONSTRAINT job_queue_config_pkey PRIMARY KEY (job_type);
 
+ALTER TABLE ONLY vq.job_search
+    ADD CONSTRAINT job_search_pkey PRIMARY KEY (job_id);
+
 ALTER TABLE ONLY vq.jobs
     ADD CONSTRAINT jobs_pkey PRIMARY KEY (id);
 
@@ -701,6 +741,8 @@ CREATE INDEX callback_deliveries_job_idx ON vq.callback_deliveries USING btree (
 
 CREATE INDEX config_changes_subject_idx ON vq.config_changes USING btree (subject, id DESC);
 
+CREATE INDEX job_search_doc_idx ON vq.job_search USING gin (doc);
+
 CREATE INDEX jobs_claim_idx ON vq.jobs USING btree (priority, fair_seq, run_at) WHERE (status = 'queued'::vq.job_status);
 
 CREATE INDEX jobs_group_active_idx ON vq.jobs USING btree (group_key) WHERE ((group_key IS NOT NULL) AND (status = ANY (ARRAY['queued'::vq.job_status, 'running'::vq.job_status])));
@@ -746,6 +788,12 @@ CREATE TRIGGER jobs_counts_update AFTER UPDATE ON vq.jobs REFERENCING OLD TABLE 
 CREATE TRIGGER jobs_counts_delete AFTER DELETE ON vq.jobs REFERENCING OLD TABLE AS old_jobs FOR EACH STATEMENT EXECUTE FUNCTION vq.job_counts_changed();
 
 CREATE TRIGGER jobs_counts_truncate AFTER TRUNCATE ON vq.jobs FOR EACH STATEMENT EXECUTE FUNCTION vq.job_counts_changed();
+
+CREATE TRIGGER jobs_search_insert AFTER INSERT ON vq.jobs REFERENCING NEW TABLE AS new_jobs FOR EACH STATEMENT EXECUTE FUNCTION vq.job_search_changed();
+
+CREATE TRIGGER jobs_search_delete AFTER DELETE ON vq.jobs REFERENCING OLD TABLE AS old_jobs FOR EACH STATEMENT EXECUTE FUNCTION vq.job_search_changed();
+
+CREATE TRIGGER jobs_search_truncate AFTER TRUNCATE ON vq.jobs FOR EACH STATEMENT EXECUTE FUNCTION vq.job_search_changed();
 
 ALTER TABLE ONLY vq.alert_deliveries
     ADD CONSTRAINT alert_deliveries_sink_id_fkey FOREIGN KEY (sink_id) REFERENCES vq.alert_sinks(id) ON DELETE SET NULL;

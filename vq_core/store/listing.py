@@ -35,21 +35,54 @@ SORTS: dict[str, Sort] = {
     "priority": Sort("priority", "smallint"),
 }
 MAX_PAGE = 500
+#: How many matching ids a search reads from the word index before it pages through
+#: them itself: up to this many, the page is sorted from the matches alone (a few ms);
+#: more, and the words are common enough that the ordered walk of vq.jobs finds a page
+#: within about 51 x table / SEARCH_IDS rows (``job_filter``'s per-job lookup).
+SEARCH_IDS = 5000
+#: How many jobs of the order a search reads first, before the word index: a word in one
+#: job of a hundred fills a page of 50 there.
+SEARCH_WINDOW = 5000
 
 
-def list_query(sort: str) -> tuple[str, Sort]:
-    """``list_jobs``' SQL for a sort key (prefix ``-``: descending) and the key."""
+def _keyset(sort: str) -> tuple[str, str, Sort]:
+    """The ``{after}`` and ``{order}`` of a sort key (prefix ``-``: descending), and it."""
     key = sort.lstrip("-")
     if key not in SORTS:
         raise InvalidInput(f"sort: use one of {', '.join(SORTS)} (prefix - for descending)")
     spec = SORTS[key]
     direction, cmp = ("DESC", "<") if sort.startswith("-") else ("ASC", ">")
     if spec.by_id:
-        after, order = f"id {cmp} $11::uuid", f"id {direction}"
-    else:
-        after = f"({spec.column}, id) {cmp} ($10::text::{spec.type}, $11::uuid)"
-        order = f"{spec.column} {direction}, id {direction}"
+        return f"id {cmp} $11::uuid", f"id {direction}", spec
+    after = f"({spec.column}, id) {cmp} ($10::text::{spec.type}, $11::uuid)"
+    return after, f"{spec.column} {direction}, id {direction}", spec
+
+
+def list_query(sort: str) -> tuple[str, Sort]:
+    """``list_jobs``' SQL for a sort key (prefix ``-``: descending) and the key."""
+    after, order, spec = _keyset(sort)
     return sql("list_jobs").format(filter=sql("job_filter"), after=after, order=order), spec
+
+
+def list_among_query(sort: str) -> str:
+    """``list_jobs_among``' SQL for a sort key: ``list_jobs`` among given ids ($13)."""
+    after, order, _ = _keyset(sort)
+    return sql("list_jobs_among").format(filter=sql("job_filter"), after=after, order=order)
+
+
+def window_query(sort: str, window: int | None = None) -> str:
+    """``list_jobs_window``' SQL for a sort key: a search within the next ``window`` jobs
+    (default ``SEARCH_WINDOW``; 0: all of them, walked until the page is full)."""
+    after, order, _ = _keyset(sort)
+    size = SEARCH_WINDOW if window is None else window
+    return sql("list_jobs_window").format(
+        filter=sql("job_filter"), after=after, order=order, window=size or "ALL"
+    )
+
+
+def search_ids_query() -> str:
+    """``search_job_ids``' SQL: one more than ``SEARCH_IDS``, to tell "all" from "more"."""
+    return sql("search_job_ids").format(limit=SEARCH_IDS + 1)
 
 
 def filter_args(f: JobFilter) -> tuple[Any, ...]:
@@ -138,13 +171,60 @@ class JobListing:
         if after_value is not None and spec.by_id and not _is_timestamp(after_value):
             # The id alone places the page; still refuse another sort's cursor.
             raise InvalidInput("cursor: not a cursor of this sort order")
-        rows = await self.pool.fetch(query, *filter_args(f), after_value, after_id, limit + 1)
+        args = filter_args(f)
+        rows = None
+        if text is not None:
+            rows = await self._search(text, sort, spec, args, after_value, after_id, limit)
+        if rows is None:
+            rows = await self.pool.fetch(query, *args, after_value, after_id, limit + 1)
         jobs = [job_from_row(r) for r in rows[:limit]]
         next_cursor = None
         if len(rows) > limit:
             last = rows[limit - 1]
             next_cursor = _encode_cursor(last[spec.column], last["id"])
         return JobPage(jobs, next_cursor)
+
+    async def _search(
+        self,
+        text: str,
+        sort: str,
+        spec: Sort,
+        args: tuple[Any, ...],
+        after_value: str | None,
+        after_id: uuid.UUID | None,
+        limit: int,
+    ) -> list[asyncpg.Record] | None:
+        """A search's page, or None when ``list_jobs`` itself is quickest (many matches).
+
+        One ordered query cannot tell common words from rare ones (the planner guesses,
+        and a wrong guess walks the whole table), so: in creation order, the next
+        ``SEARCH_WINDOW`` jobs first (common words fill the page there); then the word
+        index's matches, unordered, up to ``SEARCH_IDS`` (rare words: the page is sorted
+        from them alone); past that, the walk goes on through every job in creation
+        order, and in another order ``list_jobs`` (a full sort either way).
+        """
+        untexted = (*args[:3], None, *args[4:])
+        if spec.by_id:
+            rows = await self.pool.fetch(
+                window_query(sort), *untexted, after_value, after_id, limit + 1, text
+            )
+            if len(rows) > limit:
+                return rows
+        hits = await self.pool.fetch(search_ids_query(), text)
+        if len(hits) > SEARCH_IDS:
+            if spec.by_id:
+                # Common words behind many jobs without them (a burst of another type):
+                # the walk goes on, each job's words looked up by its key, rather than
+                # list_jobs' plan, which may hash every match first (a million of them
+                # for a word every job has: seconds).
+                return await self.pool.fetch(
+                    window_query(sort, 0), *untexted, after_value, after_id, limit + 1, text
+                )
+            return None
+        ids = [r["job_id"] for r in hits]
+        return await self.pool.fetch(
+            list_among_query(sort), *untexted, after_value, after_id, limit + 1, ids
+        )
 
     async def _list_one(self, job_id: uuid.UUID, f: JobFilter) -> JobPage:
         """A pasted job id: one primary-key read instead of a search of the table."""

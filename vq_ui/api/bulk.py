@@ -42,7 +42,9 @@ class BulkRequest(BaseModel):
     job_type: JobType | None = None
     priority: PriorityName | None = None
     text: str | None = Field(
-        default=None, max_length=200, description="part of the type, question or topic"
+        default=None,
+        max_length=200,
+        description="words (or the starts of words) of the type, question or topic",
     )
     category: ErrorCategory | None = Field(
         default=None, description="error category of the latest failure"

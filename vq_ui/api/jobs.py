@@ -209,7 +209,8 @@ async def list_jobs(
     limit: Annotated[int, Query(ge=1, le=500)] = 50,
 ) -> dict[str, Any]:
     """One page of jobs, newest first by default; pass ``next_cursor`` back as ``cursor``
-    for the next page (``null`` at the end). ``q`` matches the id, type, question or topic.
+    for the next page (``null`` at the end). ``q`` matches the id, or words (and starts
+    of words) of the type, question or topic.
     The bulk actions (``POST /jobs/retry``, ``/jobs/cancel``) take the same filters."""
     filters = job_filter(
         status=status,

@@ -427,17 +427,21 @@ SELECT id, job_id, event, at, worker_id, details
   FROM vq.job_events WHERE job_id = $1 ORDER BY id;
 
 -- job_filter --
--- The job list's filters, shared by list_jobs, count_jobs and the bulk actions ({filter}
--- in them): $1 status, $2 type, $3 priority, $4 text in the type, question or topic,
--- $5 error category (error.type, as the worker records it), $6 service, $7 group, $8
--- and $9 created from and before.
+-- The job list's filters, shared by list_jobs, list_jobs_among, count_jobs and the bulk
+-- actions ({filter} in them): $1 status, $2 type, $3 priority, $4 words of the type,
+-- question or topic (each word a prefix: vq.job_search_query, migration 0017), $5 error
+-- category (error.type, as the worker records it), $6 service, $7 group, $8 and $9
+-- created from and before. The words are looked up per job by its key in vq.job_search:
+-- cheap while the walk finds a page soon, that is while the words are common; rare
+-- words go through search_job_ids first (Store.list_jobs).
     ($1::vq.job_status IS NULL OR status = $1::vq.job_status)
 AND ($2::text IS NULL OR job_type = $2::text)
 AND ($3::smallint IS NULL OR priority = $3::smallint)
 AND ($4::text IS NULL
-     OR job_type ILIKE '%' || $4::text || '%'
-     OR payload ->> 'question' ILIKE '%' || $4::text || '%'
-     OR payload ->> 'topic' ILIKE '%' || $4::text || '%')
+     OR EXISTS (SELECT 1 FROM vq.job_search s
+                 WHERE s.job_id = vq.jobs.id
+                   -- a sub-select: the query is made once, not once per job probed
+                   AND s.doc @@ (SELECT vq.job_search_query($4::text))))
 AND ($5::text IS NULL OR error ->> 'type' = $5::text)
 AND ($6::text IS NULL OR service = $6::text)
 AND ($7::text IS NULL OR group_key = $7::text)
@@ -449,6 +453,42 @@ AND ($9::timestamptz IS NULL OR created_at < $9::timestamptz)
 -- whitelist: by id alone for creation order, else by (column, id)).
 SELECT *
   FROM vq.jobs
+ WHERE {filter}
+   AND ($10::text IS NULL OR {after})
+ ORDER BY {order}
+ LIMIT $12;
+
+-- search_job_ids --
+-- Up to {limit} ids of the jobs whose words match the search text $1, in no order:
+-- without an ORDER BY the word index answers in a few milliseconds however rare the
+-- words, where an ordered walk of vq.jobs would read the whole table to find none.
+SELECT job_id FROM vq.job_search WHERE doc @@ vq.job_search_query($1::text) LIMIT {limit};
+
+-- list_jobs_window --
+-- list_jobs for the search text $13 among the next {window} jobs of the order only (the
+-- other filters applied, $4 NULL), each job's words looked up by its key: words that
+-- common find their page there, before the word index would list every match (a
+-- bitmap of a million entries for a word every job has: over 100 ms). Fewer rows than
+-- asked for say only that the window was too short.
+SELECT *
+  FROM (SELECT *
+          FROM vq.jobs
+         WHERE {filter}
+           AND ($10::text IS NULL OR {after})
+         ORDER BY {order}
+         LIMIT {window}) AS recent
+ WHERE (SELECT s.doc FROM vq.job_search s WHERE s.job_id = recent.id)
+       @@ (SELECT vq.job_search_query($13::text))
+ ORDER BY {order}
+ LIMIT $12;
+
+-- list_jobs_among --
+-- list_jobs among the jobs $13 only: the matches search_job_ids found when they were
+-- few, so the text filter ($4) is already applied and passed as NULL. The ids are
+-- joined by primary key, then sorted: a few thousand at most.
+SELECT vq.jobs.*
+  FROM unnest($13::uuid[]) AS hit(job_id)
+  JOIN vq.jobs ON vq.jobs.id = hit.job_id
  WHERE {filter}
    AND ($10::text IS NULL OR {after})
  ORDER BY {order}
