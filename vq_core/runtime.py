@@ -15,13 +15,14 @@ from vq_core import db, tracing
 from vq_core.config import ConfigError, Settings
 from vq_core.db import migrations
 from vq_core.db.embedded import EmbeddedError, hold_embedded
-from vq_core.plugins import PluginManager, collect_services, make_plugin_manager
 from vq_core.redact import redact_urls
 from vq_core.store import Store
 
-# The worker (and its scheduler, alert engine and HTTP client) is imported by serve():
-# a command that only uses the store (``vq stats``) loads none of it.
+# The worker (and its scheduler, alert engine and HTTP client) is imported by serve(),
+# and the plugin manager (pluggy) where plugins are loaded: a command that only uses the
+# store (``vq stats``) loads none of them.
 if TYPE_CHECKING:
+    from vq_core.plugins import PluginManager
     from vq_core.web_server import WebServer
 
 log = logging.getLogger("vq")
@@ -56,6 +57,8 @@ class Runtime:
         :raises ConfigError: a named plugin cannot be imported or implements an unknown hook.
         """
         if self._pm is None:
+            from vq_core.plugins import make_plugin_manager
+
             self._pm = make_plugin_manager(self.settings, self.plugins)
         return self._pm
 
@@ -75,8 +78,12 @@ async def open_runtime(
     ``pool_min_size`` overrides the setting (a one-shot command needs one connection).
     """
     plugins = tuple(plugins)
-    # Loaded before connecting when asked: a bad plugin is reported first.
-    pm = make_plugin_manager(settings, plugins) if load_plugins else None
+    pm = None
+    if load_plugins:
+        from vq_core.plugins import make_plugin_manager
+
+        # Loaded before connecting: a bad plugin is reported first.
+        pm = make_plugin_manager(settings, plugins)
     # Traces when the otel extra is installed and OTEL_* ask for them; nil cost otherwise.
     tracing.configure_from_env()
     try:
@@ -188,6 +195,7 @@ async def serve(
     """Run a worker (and, for ``vq run``, the web server) until stopped; ``work=False``
     runs the web server alone (``vq run --no-worker``, web processes behind a load
     balancer while ``vq worker`` processes do the renders)."""
+    from vq_core.plugins import collect_services
     from vq_core.worker.process import Worker
 
     stop = stop or asyncio.Event()

@@ -1,6 +1,7 @@
-"""`vq submit`, `vq jobs show` and `vq stats` never import the web stack, nor any plugin:
-each runs as a real process against a real database, and reports at exit which of those
-packages it loaded. (Their speed is load/bench_cli.py's, measured as ratios.)"""
+"""`vq submit`, `vq jobs show` and `vq stats` never import the web stack, nor any plugin,
+nor pluggy, nor the store's records of the parts they do not use: each runs as a real
+process against a real database, and reports at exit which packages and vq modules it
+loaded. (Their speed is load/bench_cli.py's, measured as ratios.)"""
 
 from __future__ import annotations
 
@@ -16,12 +17,18 @@ from support.import_probe import PROBE
 WEB_STACK = {"nicegui", "fastapi", "starlette", "uvicorn"}
 # Where plugins' commands and hooks live: loaded only for a command that may be theirs.
 PLUGINS = {"vq_ui", "vq_plugins"}
+# The plugin machinery: pluggy, made on first use of ``vq_core.hookimpl`` or a plugin manager.
+PLUGGY = {"pluggy"}
+# Made on first use of the parts of the store these commands do not call (each record
+# module imported, one for every one of them).
+RECORDS = "vq_core.store.records."
 
 
 def run_vq(
     dsn: str, tmp_path: Path, *args: str, preimport: str = ""
 ) -> tuple[subprocess.CompletedProcess[str], set[str]]:
-    """Run ``vq ARGS`` in a process of its own: the process and the packages it loaded."""
+    """Run ``vq ARGS`` in a process of its own: the process and the packages it loaded,
+    with vq's own modules by their full names."""
     out = tmp_path / f"modules-{len(list(tmp_path.iterdir()))}.json"
     env = dict(
         os.environ,
@@ -67,6 +74,11 @@ def test_the_quick_commands_load_neither_the_web_stack_nor_plugins(
     assert proc.stdout.strip()  # it did its work: an id, a job or the counts
     assert not loaded & WEB_STACK, f"vq {' '.join(args)} imported {sorted(loaded & WEB_STACK)}"
     assert not loaded & PLUGINS, f"vq {' '.join(args)} loaded plugins {sorted(loaded & PLUGINS)}"
+    assert not loaded & PLUGGY, f"vq {' '.join(args)} imported pluggy"
+    records = sorted(m for m in loaded if m.startswith(RECORDS))
+    assert not records, f"vq {' '.join(args)} made the records of {records}"
+    if args[0] != "submit":
+        assert "vq_core.validation" not in loaded, f"vq {' '.join(args)} imported validation"
 
 
 def test_the_report_sees_the_web_stack_when_it_is_loaded(dsn: str, tmp_path: Path) -> None:
@@ -74,6 +86,30 @@ def test_the_report_sees_the_web_stack_when_it_is_loaded(dsn: str, tmp_path: Pat
     proc, loaded = run_vq(dsn, tmp_path, "stats", preimport="starlette")
     assert proc.returncode == 0, proc.stderr
     assert "starlette" in loaded
+
+
+def test_the_report_sees_pluggy_and_records_when_they_are_loaded(dsn: str, tmp_path: Path) -> None:
+    # The checks above can fail: a plugin's marker imports pluggy, a record its module.
+    proc, loaded = run_vq(
+        dsn, tmp_path, "stats", preimport="vq_core.plugins vq_core.store.records.accounts"
+    )
+    assert proc.returncode == 0, proc.stderr
+    assert "pluggy" in loaded
+    assert "vq_core.store.records.accounts" in loaded
+
+
+def test_hookimpl_is_still_vq_cores_marker() -> None:
+    # Made on first use, it is the one marker plugins import (``from vq_core import hookimpl``).
+    import pluggy
+
+    import vq_core
+    from vq_core import hookimpl
+
+    assert isinstance(hookimpl, pluggy.HookimplMarker)
+    assert hookimpl.project_name == "vq"
+    assert vq_core.hookimpl is hookimpl
+    with pytest.raises(AttributeError):
+        vq_core.no_such_name  # noqa: B018
 
 
 def test_help_still_lists_the_plugins_commands(dsn: str, tmp_path: Path) -> None:

@@ -10,7 +10,7 @@ from __future__ import annotations
 import functools
 from collections.abc import Callable
 from datetime import datetime
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 import click
 
@@ -26,7 +26,9 @@ from vq_core.cli.common import (
 from vq_core.cli.output import print_job, print_jobs
 from vq_core.models import ErrorCategory, Job, JobFilter, JobStatus, Priority
 from vq_core.runtime import Runtime
-from vq_core.store.bulk import BulkResult
+
+if TYPE_CHECKING:
+    from vq_core.store.bulk import BulkResult
 
 #: The filter options' parameter names, in the order ``filter_options`` declares them.
 _FILTER_PARAMS = (
@@ -213,6 +215,8 @@ def _act(
     if not yes:
         count = _count(filters, action)
         if count == 0:
+            from vq_core.store.bulk import BulkResult
+
             _print_bulk(BulkResult(action, 0), as_json)
             return
         # The question goes to stderr, so that --json output stays parseable.

@@ -29,9 +29,7 @@ from vq_core.cli.output import print_stats
 from vq_core.config import ConfigError, Settings, load_settings
 from vq_core.logs import setup_logging
 from vq_core.models import Priority
-from vq_core.plugins import collect_services, make_plugin_manager
 from vq_core.runtime import DatabaseUnavailable, Runtime, serve
-from vq_core.validation import check_callback_url, parse_job_request, parse_payload
 
 # vq's own command groups, by name, imported when named: ``vq submit`` does not pay for
 # the alert engine's imports, nor ``vq stats`` for the backup's.
@@ -81,6 +79,9 @@ class _RootGroup(click.Group):
         if self._plugins_added:
             return
         self._plugins_added = True
+        # Imported here: pluggy and the hook specifications are for plugins' commands.
+        from vq_core.plugins import make_plugin_manager
+
         try:
             pm = make_plugin_manager(load_settings())
         except ConfigError:
@@ -235,6 +236,9 @@ async def submit(
     as_json: bool,
 ) -> None:
     """Submit one job, e.g. ``vq submit doubt --payload '{"question": "..."}'``."""
+    # Here, not at the top: the other commands validate no job.
+    from vq_core.validation import check_callback_url, parse_job_request, parse_payload
+
     request: dict[str, Any] = {
         "job_type": job_type,
         "payload": parse_payload(payload),
@@ -310,6 +314,8 @@ async def prune(older_than_days: float | None, as_json: bool) -> None:
 @json_option
 def plugins(plugins: tuple[str, ...], as_json: bool) -> None:
     """List loaded plugins, their hooks and the services they provide."""
+    from vq_core.plugins import collect_services, make_plugin_manager
+
     settings = settings_from()
     try:
         pm = make_plugin_manager(settings, plugins)

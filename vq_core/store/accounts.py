@@ -9,74 +9,45 @@ passwords, and roles as their names.
 
 from __future__ import annotations
 
-from dataclasses import dataclass
-from datetime import datetime
+from typing import TYPE_CHECKING, Any
 
 import asyncpg
 
 from vq_core.db.queries import sql
+from vq_core.store.records import export
+
+if TYPE_CHECKING:
+    from vq_core.store.records.accounts import (
+        LiveToken as LiveToken,
+    )
+    from vq_core.store.records.accounts import (
+        LoginAttempt as LoginAttempt,
+    )
+    from vq_core.store.records.accounts import (
+        TokenRecord as TokenRecord,
+    )
+    from vq_core.store.records.accounts import (
+        UserLogin as UserLogin,
+    )
+    from vq_core.store.records.accounts import (
+        UserRecord as UserRecord,
+    )
 
 
-@dataclass(frozen=True)
-class UserRecord:
-    """A row of ``vq.users`` without its password hash."""
-
-    id: int
-    username: str
-    role: str
-    created_at: datetime
-    disabled: bool
-
-
-@dataclass(frozen=True)
-class UserLogin:
-    """What checking a password or a session needs of a user, hash included."""
-
-    id: int
-    username: str
-    password_hash: str
-    role: str
-    disabled: bool
-
-
-@dataclass(frozen=True)
-class TokenRecord:
-    """A row of ``vq.api_tokens`` without its hash."""
-
-    id: int
-    name: str
-    role: str
-    created_at: datetime
-    last_used_at: datetime | None
-    revoked: bool
-
-
-@dataclass(frozen=True)
-class LiveToken:
-    """The live token a presented token's hash matched."""
-
-    id: int
-    name: str
-    role: str
-    last_used_at: datetime | None
-
-
-@dataclass(frozen=True)
-class LoginAttempt:
-    """The answer to a sign-in attempt before its password is checked: whether it may go
-    on (it is then counted as a failure until cleared), the failures counted before it
-    within the window, and the oldest one's age."""
-
-    allowed: bool
-    failures: int
-    oldest_age_s: float | None
+def __getattr__(name: str) -> Any:
+    # The records are made on first use (vq_core.store.records says why).
+    return export("accounts", __name__, name)
 
 
 def _user(row: asyncpg.Record) -> UserRecord:
+    from vq_core.store.records.accounts import UserRecord
+
     return UserRecord(**dict(row))
 
 
 def _token(row: asyncpg.Record) -> TokenRecord:
+    from vq_core.store.records.accounts import TokenRecord
+
     return TokenRecord(**dict(row))
 
 
@@ -109,6 +80,8 @@ class AccountStore:
     async def user_login(self, username: str) -> UserLogin | None:
         """A user's hash, role and disabled flag, to check a password or a session."""
         row = await self.pool.fetchrow(sql("get_user_for_login"), username)
+        from vq_core.store.records.accounts import UserLogin
+
         return UserLogin(**dict(row)) if row is not None else None
 
     async def change_user(
@@ -151,6 +124,8 @@ class AccountStore:
                 sql("start_login_attempt"), username, ip, max_failures, window_s
             )
         assert row is not None  # an aggregate without GROUP BY always returns a row
+        from vq_core.store.records.accounts import LoginAttempt
+
         return LoginAttempt(row["allowed"], row["n"], row["oldest_age_s"])
 
     async def clear_login_failures(self, username: str, ip: str) -> None:
@@ -170,6 +145,8 @@ class AccountStore:
         if row is None:
             return None
         await self.pool.execute(sql("touch_token"), row["id"])
+        from vq_core.store.records.accounts import LiveToken
+
         return LiveToken(**dict(row))
 
     async def list_tokens(self) -> list[TokenRecord]:

@@ -11,80 +11,50 @@ from __future__ import annotations
 
 import contextlib
 from collections.abc import AsyncIterator, Sequence
-from dataclasses import asdict, dataclass, field
 from datetime import datetime
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 import asyncpg
 
 from vq_core.db.queries import sql
 from vq_core.models import QueueConfig, WorkerInfo
+from vq_core.store.records import export
 
 # Any constant works as long as every vq process uses the same one (0x7651_0001 is
 # the migration lock).
 ALERT_LOCK_ID = 0x7651_0002
 Conn = asyncpg.Connection | asyncpg.pool.PoolConnectionProxy
-FIRING = "firing"
-RESOLVED = "resolved"
 
 
-@dataclass(frozen=True)
-class AlertRecord:
-    """One row of ``vq.alerts``: the state of an alert as every process sees it."""
-
-    key: str
-    rule: str
-    state: str
-    summary: str
-    details: dict[str, Any]
-    first_seen: datetime
-    last_seen: datetime
-    last_sent_at: datetime | None = None
-    resolved_at: datetime | None = None
-    send_count: int = 0
-
-    @property
-    def firing(self) -> bool:
-        """Whether the condition held at the last evaluation."""
-        return self.state == FIRING
-
-    def to_dict(self) -> dict[str, Any]:
-        """JSON-ready form (times as ISO strings) for the API and the admin page."""
-        return {k: v.isoformat() if isinstance(v, datetime) else v for k, v in asdict(self).items()}
+if TYPE_CHECKING:
+    from vq_core.store.records.alerts import (
+        FIRING as FIRING,
+    )
+    from vq_core.store.records.alerts import (
+        RESOLVED as RESOLVED,
+    )
+    from vq_core.store.records.alerts import (
+        AlertRecord as AlertRecord,
+    )
+    from vq_core.store.records.alerts import (
+        OutcomeReading as OutcomeReading,
+    )
+    from vq_core.store.records.alerts import (
+        QueueReading as QueueReading,
+    )
+    from vq_core.store.records.alerts import (
+        QueueSnapshot as QueueSnapshot,
+    )
 
 
-@dataclass(frozen=True)
-class QueueReading:
-    """Queued jobs of one type: ready now, all, and the longest wait of a ready one."""
-
-    job_type: str
-    ready: int
-    queued: int
-    oldest_wait_s: float | None
-
-
-@dataclass(frozen=True)
-class OutcomeReading:
-    """Jobs of one type that finished within the failure-rate window."""
-
-    job_type: str
-    completed: int
-    failed: int
-
-
-@dataclass(frozen=True)
-class QueueSnapshot:
-    """Everything the alert rules look at, read in one transaction."""
-
-    now: datetime
-    queues: list[QueueReading] = field(default_factory=list)
-    outcomes: list[OutcomeReading] = field(default_factory=list)
-    workers: list[WorkerInfo] = field(default_factory=list)
-    services: list[dict[str, Any]] = field(default_factory=list)
-    queue_config: dict[str, QueueConfig] = field(default_factory=dict)
+def __getattr__(name: str) -> Any:
+    # The records are made on first use (vq_core.store.records says why).
+    return export("alerts", __name__, name)
 
 
 def _record(row: asyncpg.Record) -> AlertRecord:
+    from vq_core.store.records.alerts import AlertRecord
+
     data = dict(row)
     data["details"] = data.get("details") or {}
     return AlertRecord(**data)
@@ -105,6 +75,8 @@ class AlertTransaction:
 
     async def read_snapshot(self, now: datetime, failure_window_s: float) -> QueueSnapshot:
         """Read the queue, workers, services and recent outcomes for the rules."""
+        from vq_core.store.records.alerts import OutcomeReading, QueueReading, QueueSnapshot
+
         conn = self._conn
         queues = [QueueReading(**dict(r)) for r in await conn.fetch(sql("alert_queue_by_type"))]
         outcomes = [
@@ -175,4 +147,6 @@ class AlertStore:
 
     async def queue_by_type(self) -> list[QueueReading]:
         """Per job type: ready and queued jobs and the longest wait (for the metrics endpoint)."""
+        from vq_core.store.records.alerts import QueueReading
+
         return [QueueReading(**dict(r)) for r in await self.pool.fetch(sql("alert_queue_by_type"))]

@@ -3,13 +3,14 @@
 
 from __future__ import annotations
 
-from dataclasses import dataclass
+from typing import TYPE_CHECKING, Any
 
 import asyncpg
 
 from vq_core.db.queries import sql
 from vq_core.models import Actor, JobFilter, JobStatus
 from vq_core.store.listing import filter_args
+from vq_core.store.records import export
 
 #: The statuses each bulk action applies to.
 ACTIONABLE: dict[str, tuple[JobStatus, ...]] = {
@@ -18,14 +19,15 @@ ACTIONABLE: dict[str, tuple[JobStatus, ...]] = {
 }
 
 
-@dataclass(frozen=True)
-class BulkResult:
-    """What a bulk action did: how many jobs it acted on, and for a cancel how many
-    of them were running (their workers were asked to stop them)."""
+if TYPE_CHECKING:
+    from vq_core.store.records.bulk import (
+        BulkResult as BulkResult,
+    )
 
-    action: str
-    acted: int
-    running: int = 0
+
+def __getattr__(name: str) -> Any:
+    # The records are made on first use (vq_core.store.records says why).
+    return export("bulk", __name__, name)
 
 
 class JobBulk:
@@ -44,6 +46,8 @@ class JobBulk:
         """Send every failed or cancelled match back to the queue with fresh retries."""
         query = sql("bulk_retry_jobs").format(filter=sql("job_filter"))
         acted: int = await self.pool.fetchval(query, *filter_args(filters), actor.to_dict())
+        from vq_core.store.records.bulk import BulkResult
+
         return BulkResult("retry", acted)
 
     async def bulk_cancel(self, filters: JobFilter, actor: Actor) -> BulkResult:
@@ -51,4 +55,6 @@ class JobBulk:
         query = sql("bulk_cancel_jobs").format(filter=sql("job_filter"))
         row = await self.pool.fetchrow(query, *filter_args(filters), actor.to_dict())
         assert row is not None  # an aggregate always answers one row
+        from vq_core.store.records.bulk import BulkResult
+
         return BulkResult("cancel", row["acted"], row["running"])

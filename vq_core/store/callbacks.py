@@ -11,15 +11,14 @@ deliveries under a lease (``claim_callbacks``), record each attempt
 from __future__ import annotations
 
 import uuid
-from dataclasses import dataclass, field
-from datetime import datetime
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 import asyncpg
 
 from vq_core.db.queries import sql
 from vq_core.errors import JobNotFound
 from vq_core.models import Actor
+from vq_core.store.records import export
 
 DELIVERED = "delivered"
 RETRIED = "retried"
@@ -27,70 +26,26 @@ FAILED = "failed"
 REDELIVERED = "redelivered"
 
 
-@dataclass(frozen=True)
-class DueCallback:
-    """A delivery a deliverer leased: where to send what, and which attempt this is."""
-
-    id: uuid.UUID
-    job_id: uuid.UUID
-    url: str
-    body: dict[str, Any]
-    attempt: int
-
-
-@dataclass(frozen=True)
-class CallbackAttempt:
-    """One attempt of a delivery (or an admin's redelivery, outcome ``redelivered``)."""
-
-    attempt: int
-    at: str
-    outcome: str
-    status_code: int | None = None
-    detail: str | None = None
-    worker_id: str | None = None
+if TYPE_CHECKING:
+    from vq_core.store.records.callbacks import (
+        CallbackAttempt as CallbackAttempt,
+    )
+    from vq_core.store.records.callbacks import (
+        CallbackDelivery as CallbackDelivery,
+    )
+    from vq_core.store.records.callbacks import (
+        DueCallback as DueCallback,
+    )
 
 
-@dataclass(frozen=True)
-class CallbackDelivery:
-    """A delivery of a job's outcome and its attempts, as the API and the page show it."""
-
-    id: uuid.UUID
-    job_id: uuid.UUID
-    url: str
-    body: dict[str, Any]
-    #: ``pending``, ``delivered`` or ``failed``.
-    state: str
-    #: Attempts begun since it was written (or since the last redelivery).
-    attempts: int
-    next_attempt_at: datetime
-    locked_until: datetime | None
-    last_error: str | None
-    created_at: datetime
-    updated_at: datetime
-    delivered_at: datetime | None
-    attempt_log: list[CallbackAttempt] = field(default_factory=list)
-
-    def to_dict(self) -> dict[str, Any]:
-        """A JSON-ready view (the ``callbacks`` list of ``GET /api/v1/jobs/{id}``)."""
-
-        def iso(value: datetime | None) -> str | None:
-            return value.isoformat() if value else None
-
-        return {
-            "id": str(self.id),
-            "url": self.url,
-            "state": self.state,
-            "attempts": self.attempts,
-            "next_attempt_at": iso(self.next_attempt_at) if self.state == "pending" else None,
-            "last_error": self.last_error,
-            "created_at": iso(self.created_at),
-            "delivered_at": iso(self.delivered_at),
-            "body": self.body,
-            "attempt_log": [vars(a) for a in self.attempt_log],
-        }
+def __getattr__(name: str) -> Any:
+    # The records are made on first use (vq_core.store.records says why).
+    return export("callbacks", __name__, name)
 
 
 def _delivery(row: asyncpg.Record) -> CallbackDelivery:
+    from vq_core.store.records.callbacks import CallbackAttempt, CallbackDelivery
+
     data = dict(row)
     data["attempt_log"] = [CallbackAttempt(**a) for a in data["attempt_log"]]
     return CallbackDelivery(**data)
@@ -106,6 +61,8 @@ class CallbackStore:
         """Lease up to ``limit`` due deliveries for ``lease`` seconds (``FOR UPDATE SKIP
         LOCKED``: every process may claim at once). Each claim counts as an attempt begun."""
         rows = await self.pool.fetch(sql("claim_callbacks"), limit, lease)
+        from vq_core.store.records.callbacks import DueCallback
+
         return [DueCallback(r["id"], r["job_id"], r["url"], r["body"], r["attempts"]) for r in rows]
 
     async def record_callback_attempt(

@@ -10,72 +10,33 @@ from __future__ import annotations
 
 import uuid
 from collections.abc import Sequence
-from dataclasses import dataclass
 from datetime import datetime
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 import asyncpg
 
 from vq_core.db.queries import sql
 from vq_core.models import JobStatus, Priority
+from vq_core.store.records import export
 
-#: The status each event leaves its job in (``lease_expired`` says it in its details).
-EVENT_STATUS: dict[str, JobStatus] = {
-    "created": JobStatus.QUEUED,
-    "claimed": JobStatus.RUNNING,
-    "progress": JobStatus.RUNNING,
-    "cancel_requested": JobStatus.RUNNING,
-    "retry_scheduled": JobStatus.QUEUED,
-    "retried": JobStatus.QUEUED,
-    "released": JobStatus.QUEUED,
-    "completed": JobStatus.COMPLETED,
-    "failed": JobStatus.FAILED,
-    "cancelled": JobStatus.CANCELLED,
-}
-#: The states a job's stream ends with.
-FINAL_STATUSES = frozenset({JobStatus.COMPLETED, JobStatus.FAILED, JobStatus.CANCELLED})
-
-
-@dataclass(frozen=True)
-class StreamEvent:
-    """A ``job_events`` row with its job's filterable fields (``None`` once the job is gone)."""
-
-    id: int
-    job_id: uuid.UUID
-    event: str
-    at: datetime
-    worker_id: str | None
-    details: dict[str, Any] | None
-    job_type: str | None
-    group_key: str | None
-    priority: Priority | None
-    job_status: JobStatus | None
-    service: str | None
-
-    @property
-    def status(self) -> JobStatus | None:
-        """The status this event left the job in, where the event says it."""
-        if self.event == "lease_expired" and isinstance(self.details, dict):
-            try:
-                return JobStatus(str(self.details.get("status")))
-            except ValueError:
-                return None
-        return EVENT_STATUS.get(self.event)
-
-    @property
-    def final(self) -> bool:
-        """Whether this event put the job in a final state."""
-        return self.status in FINAL_STATUSES
+if TYPE_CHECKING:
+    from vq_core.store.records.events import (
+        EVENT_STATUS as EVENT_STATUS,
+    )
+    from vq_core.store.records.events import (
+        FINAL_STATUSES as FINAL_STATUSES,
+    )
+    from vq_core.store.records.events import (
+        StreamBatch as StreamBatch,
+    )
+    from vq_core.store.records.events import (
+        StreamEvent as StreamEvent,
+    )
 
 
-@dataclass(frozen=True)
-class StreamBatch:
-    """One read of the hub: events oldest first, the transactions in progress in its
-    snapshot, and whether the transactions it was asked about had ended in it."""
-
-    events: list[StreamEvent]
-    in_progress: list[str]
-    ended: bool
+def __getattr__(name: str) -> Any:
+    # The records are made on first use (vq_core.store.records says why).
+    return export("events", __name__, name)
 
 
 def _event(row: dict[str, Any] | asyncpg.Record) -> StreamEvent:
@@ -84,6 +45,8 @@ def _event(row: dict[str, Any] | asyncpg.Record) -> StreamEvent:
         at = datetime.fromisoformat(at)
     job_id = row["job_id"]
     priority, status = row["priority"], row["status"]
+    from vq_core.store.records.events import StreamEvent
+
     return StreamEvent(
         id=int(row["id"]),
         job_id=job_id if isinstance(job_id, uuid.UUID) else uuid.UUID(str(job_id)),
@@ -124,6 +87,8 @@ class EventStreamStore:
             sql("event_stream_batch"), after, list(late), limit, list(waiting_for)
         )
         assert row is not None
+        from vq_core.store.records.events import StreamBatch
+
         return StreamBatch([_event(e) for e in row["events"]], list(row["xip"]), row["ended"])
 
     async def job_events_between(

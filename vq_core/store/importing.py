@@ -28,18 +28,15 @@ from __future__ import annotations
 
 import json
 import re
-from collections import Counter
-from dataclasses import dataclass, field
 from datetime import datetime
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 import asyncpg
-from pydantic import ValidationError
 
 from vq_core.db.queries import sql
 from vq_core.errors import InvalidInput
 from vq_core.models import Actor, JobStatus
-from vq_core.validation import JobRequest, describe_validation_error, parse_payload
+from vq_core.store.records import export
 
 #: The columns a first-version table must have.
 REQUIRED_COLUMNS = (
@@ -70,8 +67,6 @@ STATUS_MAP: dict[str, JobStatus] = {
     "cancelled": JobStatus.CANCELLED,
     "canceled": JobStatus.CANCELLED,
 }
-#: The statuses an import can produce, in the order reports list them.
-IMPORTED_STATUSES = (JobStatus.QUEUED, JobStatus.COMPLETED, JobStatus.FAILED, JobStatus.CANCELLED)
 
 _Conn = asyncpg.Connection | asyncpg.pool.PoolConnectionProxy
 
@@ -102,50 +97,24 @@ def _unquote(part: str) -> str:
     return part.lower()
 
 
-@dataclass(frozen=True)
-class ImportRefusal:
-    """A row that was not imported, and why."""
-
-    id: str | None
-    status: str | None
-    reason: str
-
-    def to_dict(self) -> dict[str, Any]:
-        """A JSON-ready view."""
-        return {"id": self.id, "status": self.status, "reason": self.reason}
-
-
-@dataclass
-class ImportReport:
-    """What ``vq import`` did (or, on a dry run, would do), counted by the status each
-    row has in vq."""
-
-    table: str
-    dry_run: bool
-    rows: int = 0
-    imported: Counter[str] = field(default_factory=Counter)
-    already: Counter[str] = field(default_factory=Counter)
-    refused: list[ImportRefusal] = field(default_factory=list)
-
-    def to_dict(self) -> dict[str, Any]:
-        """A JSON-ready view, as ``vq import --json`` prints it."""
-        return {
-            "table": self.table,
-            "dry_run": self.dry_run,
-            "rows": self.rows,
-            "imported": {s.value: self.imported[s.value] for s in IMPORTED_STATUSES},
-            "already_imported": {s.value: self.already[s.value] for s in IMPORTED_STATUSES},
-            "refused": [r.to_dict() for r in self.refused],
-        }
+if TYPE_CHECKING:
+    from vq_core.store.records.importing import (
+        IMPORTED_STATUSES as IMPORTED_STATUSES,
+    )
+    from vq_core.store.records.importing import (
+        ImportedJob as ImportedJob,
+    )
+    from vq_core.store.records.importing import (
+        ImportRefusal as ImportRefusal,
+    )
+    from vq_core.store.records.importing import (
+        ImportReport as ImportReport,
+    )
 
 
-@dataclass(frozen=True)
-class ImportedJob:
-    """A first-version row as ``import_jobs`` inserts it: its key, vq status and values."""
-
-    key: str
-    status: JobStatus
-    values: dict[str, Any]
+def __getattr__(name: str) -> Any:
+    # The records are made on first use (vq_core.store.records says why).
+    return export("importing", __name__, name)
 
 
 def import_key(table: str, row_id: str) -> str:
@@ -159,6 +128,12 @@ def map_first_version_row(row: dict[str, Any], table: str, actor: Actor) -> Impo
     ``row`` holds ``import_read_rows``' columns: every value text (or ``None``), the
     times ``datetime``.
     """
+    # Here, not at the top: the store's other commands (``vq stats``) need no validation.
+    from pydantic import ValidationError
+
+    from vq_core.store.records.importing import ImportedJob
+    from vq_core.validation import JobRequest, describe_validation_error, parse_payload
+
     old_id = row["id"]
     if old_id is None:
         return "id: null (the import needs it to import the row once)"
@@ -287,6 +262,8 @@ class JobImport:
         ``InvalidInput`` for a name that is not ``SCHEMA.TABLE``, a table that does
         not exist, is vq's own, or lacks the first version's columns (all named).
         """
+        from vq_core.store.records.importing import ImportReport
+
         schema, name = parse_table_name(table)
         if schema == "vq":
             raise InvalidInput("--table: the tables of schema vq are vq's own; nothing to import")
@@ -316,6 +293,8 @@ class JobImport:
         report: ImportReport,
         seen: set[str],
     ) -> list[ImportedJob]:
+        from vq_core.store.records.importing import ImportRefusal
+
         batch = []
         for record in rows:
             row = dict(record)

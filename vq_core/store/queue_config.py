@@ -9,42 +9,30 @@ one transaction, and the tables' triggers tell the workers to reload at once.
 from __future__ import annotations
 
 import dataclasses
-from dataclasses import dataclass
-from datetime import datetime
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 import asyncpg
 
 from vq_core.db.queries import sql
 from vq_core.models import Actor, QueueConfig
 from vq_core.queue_types import TypeState, describe_types
-from vq_core.validation import QueueConfigPatch, check_queue_config, check_text
+from vq_core.store.records import export
+
+# The checks are imported by the methods that change a configuration: ``vq stats``, which
+# only reads it, does not load the validation models.
+if TYPE_CHECKING:
+    from vq_core.store.records.queue_config import (
+        ConfigChange as ConfigChange,
+    )
+    from vq_core.store.records.queue_config import (
+        ServiceLimit as ServiceLimit,
+    )
+    from vq_core.validation import QueueConfigPatch
 
 
-@dataclass(frozen=True)
-class ConfigChange:
-    """One entry of ``vq.config_changes``: who changed which settings, from what to what."""
-
-    id: int
-    at: datetime
-    subject: str
-    actor: str
-    via: str
-    changes: dict[str, Any]
-
-    def to_dict(self) -> dict[str, Any]:
-        """A JSON-ready view."""
-        return {**dataclasses.asdict(self), "at": self.at.isoformat()}
-
-
-@dataclass(frozen=True)
-class ServiceLimit:
-    """A service's cluster-wide cap of running jobs."""
-
-    service: str
-    max_running: int
-    updated_at: datetime
-    updated_by: str | None
+def __getattr__(name: str) -> Any:
+    # The records are made on first use (vq_core.store.records says why).
+    return export("queue_config", __name__, name)
 
 
 def _upsert_args(config: QueueConfig, actor: str | None) -> tuple[Any, ...]:
@@ -72,6 +60,8 @@ class QueueConfigStore:
     async def set_queue_config(self, config: QueueConfig) -> None:
         """Create or replace a job type's configuration; ``InvalidInput`` names a setting
         a worker could not use (a timeout that is NaN or Infinity, say)."""
+        from vq_core.validation import check_queue_config
+
         check_queue_config(config)
         await self.pool.execute(sql("upsert_queue_config"), *_upsert_args(config, None))
 
@@ -81,6 +71,8 @@ class QueueConfigStore:
         """Change the settings ``patch`` names for ``job_type`` (a type without a row
         starts from the defaults: ``default_timeout`` and the store's retry limit), and
         record who did; returns the new configuration."""
+        from vq_core.validation import check_queue_config
+
         changes = patch.changes()
         async with self.pool.acquire() as conn, conn.transaction():
             row = await conn.fetchrow(sql("lock_queue_config"), job_type)
@@ -121,11 +113,15 @@ class QueueConfigStore:
     async def service_limits(self) -> list[ServiceLimit]:
         """Every service cap with who set it last."""
         rows = await self.pool.fetch(sql("list_service_limits"))
+        from vq_core.store.records.queue_config import ServiceLimit
+
         return [ServiceLimit(**dict(r)) for r in rows]
 
     async def set_service_limit(self, service: str, max_running: int | None, actor: Actor) -> None:
         """Cap ``service``'s running jobs across every worker (``None``: no cap), and
         record who did. The caller checks ``max_running`` (``ServiceLimitRequest``)."""
+        from vq_core.validation import check_text
+
         check_text(service, "service")
         async with self.pool.acquire() as conn, conn.transaction():
             before = await conn.fetchval(sql("lock_service_limit"), service)
@@ -165,4 +161,6 @@ class QueueConfigStore:
         """The latest settings changes, newest first (``subject``: ``type:NAME`` or
         ``service:NAME`` only)."""
         rows = await self.pool.fetch(sql("list_config_changes"), subject, limit)
+        from vq_core.store.records.queue_config import ConfigChange
+
         return [ConfigChange(**dict(r)) for r in rows]

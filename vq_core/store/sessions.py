@@ -8,35 +8,25 @@ change, disabling the user, an admin). Making and hashing the secret is
 
 from __future__ import annotations
 
-from dataclasses import dataclass
-from datetime import datetime
+from typing import TYPE_CHECKING, Any
 
 import asyncpg
 
 from vq_core.db.queries import sql
+from vq_core.store.records import export
+
+if TYPE_CHECKING:
+    from vq_core.store.records.sessions import (
+        LiveSession as LiveSession,
+    )
+    from vq_core.store.records.sessions import (
+        SessionRecord as SessionRecord,
+    )
 
 
-@dataclass(frozen=True)
-class SessionRecord:
-    """A row of ``vq.sessions`` without its hash, with its user's name."""
-
-    id: int
-    username: str
-    created_at: datetime
-    last_seen_at: datetime
-    expires_at: datetime
-    ip: str
-    user_agent: str
-
-
-@dataclass(frozen=True)
-class LiveSession:
-    """The live session a presented secret's hash matched, and who it belongs to now."""
-
-    id: int
-    username: str
-    role: str
-    last_seen_at: datetime
+def __getattr__(name: str) -> Any:
+    # The records are made on first use (vq_core.store.records says why).
+    return export("sessions", __name__, name)
 
 
 class SessionStore:
@@ -62,6 +52,8 @@ class SessionStore:
             return None
         if row["stale"]:
             await self.pool.execute(sql("touch_session"), row["id"])
+        from vq_core.store.records.sessions import LiveSession
+
         return LiveSession(row["id"], row["username"], row["role"], row["last_seen_at"])
 
     async def end_session_by_hash(self, token_hash: str) -> bool:
@@ -73,6 +65,8 @@ class SessionStore:
         rows = await self.pool.fetch(sql("list_user_sessions"), username)
         if not rows:
             return None
+        from vq_core.store.records.sessions import SessionRecord
+
         return [
             SessionRecord(
                 id=r["id"],
@@ -96,4 +90,6 @@ class SessionStore:
     async def end_session(self, session_id: int) -> SessionRecord | None:
         """End one session by id; the session as it was, ``None`` if there is none."""
         row = await self.pool.fetchrow(sql("end_session"), session_id)
+        from vq_core.store.records.sessions import SessionRecord
+
         return SessionRecord(**dict(row)) if row is not None else None
