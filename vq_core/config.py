@@ -63,7 +63,7 @@ def parse_origins(value: list[str]) -> list[str]:
 class AlertSettings(BaseModel):
     """Alert rules' thresholds and delivery (``[alerts]`` in vq.toml, ``VQ_ALERTS__KEY``)."""
 
-    model_config = ConfigDict(extra="forbid")
+    model_config = ConfigDict(extra="forbid", defer_build=True)
 
     enabled: bool = True
     interval: float = Field(default=10.0, gt=0, description="seconds between rule checks")
@@ -87,7 +87,7 @@ class CallbackSettings(BaseModel):
     """Completion callbacks (``[callbacks]`` in vq.toml, ``VQ_CALLBACKS__KEY``):
     docs/platform.md, "Completion callbacks"."""
 
-    model_config = ConfigDict(extra="forbid")
+    model_config = ConfigDict(extra="forbid", defer_build=True)
 
     secret: str | None = Field(
         default=None,
@@ -118,7 +118,11 @@ class Settings(BaseSettings):
     """Every setting of vq. See docs/configuration.md for the reference."""
 
     model_config = SettingsConfigDict(
-        env_prefix="VQ_", env_nested_delimiter="__", extra="forbid", validate_default=True
+        env_prefix="VQ_",
+        env_nested_delimiter="__",
+        extra="forbid",
+        validate_default=True,
+        defer_build=True,
     )
 
     database_url: str | None = Field(

@@ -5,12 +5,14 @@ from __future__ import annotations
 from collections.abc import Awaitable, Callable, Iterable, Sequence
 from typing import TYPE_CHECKING, Any, Protocol, runtime_checkable
 
-from vq_core.models import ClaimedJob
-
 # httpx is imported where a URL is read: importing it (and the rich console its own
-# command line brings) would cost every ``vq`` command a tenth of a second.
+# command line brings) would cost every ``vq`` command a tenth of a second. The job
+# models are only named in annotations: vq_core.config imports url_origin from here,
+# and building them cost every command 6 ms.
 if TYPE_CHECKING:
     import httpx
+
+    from vq_core.models import ClaimedJob
 
 # progress(percent 0..100, stage) -> awaitable; the worker stores it on the job.
 ProgressCallback = Callable[[float, str], Awaitable[None]]
