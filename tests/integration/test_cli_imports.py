@@ -131,3 +131,27 @@ def test_a_plugins_subcommand_of_a_core_group_is_found(dsn: str, tmp_path: Path)
     assert {"list", "set", "serve"} <= {
         line.split()[0] for line in proc.stdout.splitlines() if line.startswith("  ")
     }
+
+
+@pytest.mark.parametrize(
+    ("given", "expected"), [(None, "__all__"), ("", ""), ("logfire", "logfire")]
+)
+def test_vq_turns_pydantic_plugins_off_unless_the_user_chose(
+    given: str | None, expected: str
+) -> None:
+    """The command line sets PYDANTIC_DISABLE_PLUGINS before pydantic looks for plugins,
+    and an explicit value, even an empty one, is left as the user gave it."""
+    env = {k: v for k, v in os.environ.items() if k != "PYDANTIC_DISABLE_PLUGINS"}
+    if given is not None:
+        env["PYDANTIC_DISABLE_PLUGINS"] = given
+    # Settings loaded as every command loads them; pydantic's loader keeps what it
+    # found, None when it never looked.
+    code = (
+        "import os, vq_core.cli.main, pydantic.plugin._loader as loader; "
+        "vq_core.cli.main.load_settings(); "
+        "print(repr(os.environ['PYDANTIC_DISABLE_PLUGINS']), loader._plugins is not None)"
+    )
+    proc = subprocess.run(
+        [sys.executable, "-c", code], env=env, capture_output=True, text=True, check=True
+    )
+    assert proc.stdout.split() == [repr(expected), str(expected != "__all__")]
