@@ -297,13 +297,22 @@ CREATE FUNCTION vq.job_search_changed() RETURNS trigger
     AS $$
 BEGIN
     IF TG_OP = 'INSERT' THEN
-        INSERT INTO vq.job_search (job_id, doc)
-        SELECT id, vq.job_search_doc(job_type, payload) FROM new_jobs;
+        INSERT INTO vq.job_search (job_id, doc, job_priority)
+        SELECT id, vq.job_search_doc(job_type, payload), priority FROM new_jobs;
     ELSIF TG_OP = 'DELETE' THEN
         DELETE FROM vq.job_search s USING old_jobs o WHERE s.job_id = o.id;
     ELSE  -- TRUNCATE fires no DELETE trigger
         TRUNCATE vq.job_search;
     END IF;
+    RETURN NULL;
+END;
+$$;
+
+CREATE FUNCTION vq.job_priority_changed() RETURNS trigger
+    LANGUAGE plpgsql
+    AS $$
+BEGIN
+    UPDATE vq.job_search SET job_priority = NEW.priority WHERE job_id = NEW.id;
     RETURN NULL;
 END;
 $$;
@@ -503,7 +512,8 @@ CREATE TABLE vq.job_queue_config (
 
 CREATE TABLE vq.job_search (
     job_id uuid NOT NULL,
-    doc tsvector NOT NULL
+    doc tsvector NOT NULL,
+    job_priority smallint NOT NULL
 );
 
 CREATE TABLE vq.jobs (
@@ -743,6 +753,8 @@ CREATE INDEX config_changes_subject_idx ON vq.config_changes USING btree (subjec
 
 CREATE INDEX job_search_doc_idx ON vq.job_search USING gin (doc);
 
+CREATE INDEX job_search_priority_idx ON vq.job_search USING btree (job_priority, job_id);
+
 CREATE INDEX jobs_claim_idx ON vq.jobs USING btree (priority, fair_seq, run_at) WHERE (status = 'queued'::vq.job_status);
 
 CREATE INDEX jobs_group_active_idx ON vq.jobs USING btree (group_key) WHERE ((group_key IS NOT NULL) AND (status = ANY (ARRAY['queued'::vq.job_status, 'running'::vq.job_status])));
@@ -788,6 +800,8 @@ CREATE TRIGGER jobs_counts_update AFTER UPDATE ON vq.jobs REFERENCING OLD TABLE 
 CREATE TRIGGER jobs_counts_delete AFTER DELETE ON vq.jobs REFERENCING OLD TABLE AS old_jobs FOR EACH STATEMENT EXECUTE FUNCTION vq.job_counts_changed();
 
 CREATE TRIGGER jobs_counts_truncate AFTER TRUNCATE ON vq.jobs FOR EACH STATEMENT EXECUTE FUNCTION vq.job_counts_changed();
+
+CREATE TRIGGER jobs_priority_update AFTER UPDATE OF priority ON vq.jobs FOR EACH ROW WHEN ((old.priority IS DISTINCT FROM new.priority)) EXECUTE FUNCTION vq.job_priority_changed();
 
 CREATE TRIGGER jobs_search_insert AFTER INSERT ON vq.jobs REFERENCING NEW TABLE AS new_jobs FOR EACH STATEMENT EXECUTE FUNCTION vq.job_search_changed();
 

@@ -22,17 +22,20 @@ from vq_core.store.jobs import job_from_row
 class Sort:
     """A sort key of the job list: the column its cursor carries and that column's SQL
     type; ``by_id``: the id alone orders (ids are time-ordered, so creation order is id
-    order and the primary key serves it)."""
+    order and the primary key serves it); ``side_column``: the column's copy in
+    vq.job_search, whose index serves the order (a column that never changes after the
+    insert: ``list_jobs_by_priority``)."""
 
     column: str
     type: str
     by_id: bool = False
+    side_column: str | None = None
 
 
 SORTS: dict[str, Sort] = {
     "created_at": Sort("created_at", "timestamptz", by_id=True),
     "updated_at": Sort("updated_at", "timestamptz"),
-    "priority": Sort("priority", "smallint"),
+    "priority": Sort("priority", "smallint", side_column="job_priority"),
 }
 MAX_PAGE = 500
 #: How many matching ids a search reads from the word index before it pages through
@@ -45,8 +48,9 @@ SEARCH_IDS = 5000
 SEARCH_WINDOW = 5000
 
 
-def _keyset(sort: str) -> tuple[str, str, Sort]:
-    """The ``{after}`` and ``{order}`` of a sort key (prefix ``-``: descending), and it."""
+def _keyset(sort: str, side: bool = False) -> tuple[str, str, Sort]:
+    """The ``{after}`` and ``{order}`` of a sort key (prefix ``-``: descending), and it;
+    ``side``: for ``list_jobs_by_priority``, the cursor compared on vq.job_search's copy."""
     key = sort.lstrip("-")
     if key not in SORTS:
         raise InvalidInput(f"sort: use one of {', '.join(SORTS)} (prefix - for descending)")
@@ -54,14 +58,20 @@ def _keyset(sort: str) -> tuple[str, str, Sort]:
     direction, cmp = ("DESC", "<") if sort.startswith("-") else ("ASC", ">")
     if spec.by_id:
         return f"id {cmp} $11::uuid", f"id {direction}", spec
+    if side and spec.side_column:
+        after = f"(o.{spec.side_column}, o.job_id) {cmp} ($10::text::{spec.type}, $11::uuid)"
+        order = f"vq.jobs.{spec.column} {direction}, vq.jobs.id {direction}"
+        return after, order, spec
     after = f"({spec.column}, id) {cmp} ($10::text::{spec.type}, $11::uuid)"
     return after, f"{spec.column} {direction}, id {direction}", spec
 
 
 def list_query(sort: str) -> tuple[str, Sort]:
-    """``list_jobs``' SQL for a sort key (prefix ``-``: descending) and the key."""
-    after, order, spec = _keyset(sort)
-    return sql("list_jobs").format(filter=sql("job_filter"), after=after, order=order), spec
+    """``list_jobs``' SQL for a sort key (prefix ``-``: descending) and the key:
+    ``list_jobs_by_priority`` for a key with a copy in vq.job_search."""
+    after, order, spec = _keyset(sort, side=True)
+    block = "list_jobs_by_priority" if spec.side_column else "list_jobs"
+    return sql(block).format(filter=sql("job_filter"), after=after, order=order), spec
 
 
 def list_among_query(sort: str) -> str:

@@ -458,6 +458,19 @@ SELECT *
  ORDER BY {order}
  LIMIT $12;
 
+-- list_jobs_by_priority --
+-- list_jobs in priority order ({after} on vq.job_search's columns, o): the walk goes
+-- through vq.job_search's (job_priority, job_id) index (migration 0018), each job joined
+-- by its key. The join names both columns, so the planner knows the two orders are one
+-- and takes vq.jobs' own index instead when a filter is narrower (queued: the claim index).
+SELECT vq.jobs.*
+  FROM vq.job_search o
+  JOIN vq.jobs ON vq.jobs.id = o.job_id AND vq.jobs.priority = o.job_priority
+ WHERE {filter}
+   AND ($10::text IS NULL OR {after})
+ ORDER BY {order}
+ LIMIT $12;
+
 -- search_job_ids --
 -- Up to {limit} ids of the jobs whose words match the search text $1, in no order:
 -- without an ORDER BY the word index answers in a few milliseconds however rare the
