@@ -297,8 +297,8 @@ CREATE FUNCTION vq.job_search_changed() RETURNS trigger
     AS $$
 BEGIN
     IF TG_OP = 'INSERT' THEN
-        INSERT INTO vq.job_search (job_id, doc, job_priority)
-        SELECT id, vq.job_search_doc(job_type, payload), priority FROM new_jobs;
+        INSERT INTO vq.job_search (job_id, doc, job_priority, job_type)
+        SELECT id, vq.job_search_doc(job_type, payload), priority, job_type FROM new_jobs;
     ELSIF TG_OP = 'DELETE' THEN
         DELETE FROM vq.job_search s USING old_jobs o WHERE s.job_id = o.id;
     ELSE  -- TRUNCATE fires no DELETE trigger
@@ -308,11 +308,12 @@ BEGIN
 END;
 $$;
 
-CREATE FUNCTION vq.job_priority_changed() RETURNS trigger
+CREATE FUNCTION vq.job_search_copies_changed() RETURNS trigger
     LANGUAGE plpgsql
     AS $$
 BEGIN
-    UPDATE vq.job_search SET job_priority = NEW.priority WHERE job_id = NEW.id;
+    UPDATE vq.job_search SET job_priority = NEW.priority, job_type = NEW.job_type
+     WHERE job_id = NEW.id;
     RETURN NULL;
 END;
 $$;
@@ -513,7 +514,8 @@ CREATE TABLE vq.job_queue_config (
 CREATE TABLE vq.job_search (
     job_id uuid NOT NULL,
     doc tsvector NOT NULL,
-    job_priority smallint NOT NULL
+    job_priority smallint NOT NULL,
+    job_type text NOT NULL
 );
 
 CREATE TABLE vq.jobs (
@@ -755,6 +757,8 @@ CREATE INDEX job_search_doc_idx ON vq.job_search USING gin (doc);
 
 CREATE INDEX job_search_priority_idx ON vq.job_search USING btree (job_priority, job_id);
 
+CREATE INDEX job_search_type_idx ON vq.job_search USING btree (job_type, job_id);
+
 CREATE INDEX jobs_claim_idx ON vq.jobs USING btree (priority, fair_seq, run_at) WHERE (status = 'queued'::vq.job_status);
 
 CREATE INDEX jobs_group_active_idx ON vq.jobs USING btree (group_key) WHERE ((group_key IS NOT NULL) AND (status = ANY (ARRAY['queued'::vq.job_status, 'running'::vq.job_status])));
@@ -768,8 +772,6 @@ CREATE INDEX jobs_failed_cancelled_idx ON vq.jobs USING btree (status, id DESC) 
 CREATE UNIQUE INDEX jobs_idempotency_idx ON vq.jobs USING btree (idempotency_key) WHERE (idempotency_key IS NOT NULL);
 
 CREATE INDEX jobs_lease_idx ON vq.jobs USING btree (lease_expires_at) WHERE (status = 'running'::vq.job_status);
-
-CREATE INDEX jobs_type_id_idx ON vq.jobs USING btree (job_type, id DESC);
 
 CREATE INDEX login_failures_at_idx ON vq.login_failures USING btree (at);
 
@@ -801,7 +803,7 @@ CREATE TRIGGER jobs_counts_delete AFTER DELETE ON vq.jobs REFERENCING OLD TABLE 
 
 CREATE TRIGGER jobs_counts_truncate AFTER TRUNCATE ON vq.jobs FOR EACH STATEMENT EXECUTE FUNCTION vq.job_counts_changed();
 
-CREATE TRIGGER jobs_priority_update AFTER UPDATE OF priority ON vq.jobs FOR EACH ROW WHEN ((old.priority IS DISTINCT FROM new.priority)) EXECUTE FUNCTION vq.job_priority_changed();
+CREATE TRIGGER jobs_search_update AFTER UPDATE OF priority, job_type ON vq.jobs FOR EACH ROW WHEN (((old.priority IS DISTINCT FROM new.priority) OR (old.job_type IS DISTINCT FROM new.job_type))) EXECUTE FUNCTION vq.job_search_copies_changed();
 
 CREATE TRIGGER jobs_search_insert AFTER INSERT ON vq.jobs REFERENCING NEW TABLE AS new_jobs FOR EACH STATEMENT EXECUTE FUNCTION vq.job_search_changed();
 

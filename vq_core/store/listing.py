@@ -66,11 +66,15 @@ def _keyset(sort: str, side: bool = False) -> tuple[str, str, Sort]:
     return after, f"{spec.column} {direction}, id {direction}", spec
 
 
-def list_query(sort: str) -> tuple[str, Sort]:
+def list_query(sort: str, of_type: bool = False) -> tuple[str, Sort]:
     """``list_jobs``' SQL for a sort key (prefix ``-``: descending) and the key:
-    ``list_jobs_by_priority`` for a key with a copy in vq.job_search."""
+    ``list_jobs_by_priority`` for a key with a copy in vq.job_search, else
+    ``list_jobs_of_type`` when the list is filtered by type (``of_type``)."""
     after, order, spec = _keyset(sort, side=True)
-    block = "list_jobs_by_priority" if spec.side_column else "list_jobs"
+    if spec.side_column:
+        block = "list_jobs_by_priority"
+    else:
+        block = "list_jobs_of_type" if of_type else "list_jobs"
     return sql(block).format(filter=sql("job_filter"), after=after, order=order), spec
 
 
@@ -171,7 +175,7 @@ class JobListing:
     ) -> JobPage:
         """One page of jobs; pass ``next_cursor`` back for the next page."""
         f = filters or JobFilter()
-        query, spec = list_query(sort)
+        query, spec = list_query(sort, of_type=f.job_type is not None)
         if not 1 <= limit <= MAX_PAGE:
             raise InvalidInput(f"limit: must be between 1 and {MAX_PAGE}")
         text = f.text.strip() if f.text and f.text.strip() else None
@@ -211,7 +215,8 @@ class JobListing:
         ``SEARCH_WINDOW`` jobs first (common words fill the page there); then the word
         index's matches, unordered, up to ``SEARCH_IDS`` (rare words: the page is sorted
         from them alone); past that, the walk goes on through every job in creation
-        order, and in another order ``list_jobs`` (a full sort either way).
+        order (of the type, with a type filter: ``list_jobs_of_type``), and in another
+        order ``list_jobs`` (a full sort either way).
         """
         untexted = (*args[:3], None, *args[4:])
         if spec.by_id:
@@ -222,11 +227,12 @@ class JobListing:
                 return rows
         hits = await self.pool.fetch(search_ids_query(), text)
         if len(hits) > SEARCH_IDS:
-            if spec.by_id:
+            if spec.by_id and args[1] is None:
                 # Common words behind many jobs without them (a burst of another type):
                 # the walk goes on, each job's words looked up by its key, rather than
                 # list_jobs' plan, which may hash every match first (a million of them
-                # for a word every job has: seconds).
+                # for a word every job has: seconds). With a type, list_jobs_of_type
+                # walks that type's jobs instead, as rare as the type may be.
                 return await self.pool.fetch(
                     window_query(sort, 0), *untexted, after_value, after_id, limit + 1, text
                 )

@@ -433,9 +433,10 @@ SELECT id, job_id, event, at, worker_id, details
 -- category (error.type, as the worker records it), $6 service, $7 group, $8 and $9
 -- created from and before. The words are looked up per job by its key in vq.job_search:
 -- cheap while the walk finds a page soon, that is while the words are common; rare
--- words go through search_job_ids first (Store.list_jobs).
+-- words go through search_job_ids first (Store.list_jobs). The type is named with its
+-- table: vq.job_search, joined in list_jobs_of_type and list_jobs_by_priority, has one too.
     ($1::vq.job_status IS NULL OR status = $1::vq.job_status)
-AND ($2::text IS NULL OR job_type = $2::text)
+AND ($2::text IS NULL OR vq.jobs.job_type = $2::text)
 AND ($3::smallint IS NULL OR priority = $3::smallint)
 AND ($4::text IS NULL
      OR EXISTS (SELECT 1 FROM vq.job_search s
@@ -458,6 +459,20 @@ SELECT *
  ORDER BY {order}
  LIMIT $12;
 
+-- list_jobs_of_type --
+-- list_jobs for one type ($2), newest or oldest first or by update time: the walk goes
+-- through vq.job_search's (job_type, job_id) index (migration 0019), each job joined by
+-- its key. The join names both columns, so the planner takes vq.jobs' own indexes
+-- instead when a filter is narrower (failed, cancelled, queued).
+SELECT vq.jobs.*
+  FROM vq.job_search o
+  JOIN vq.jobs ON vq.jobs.id = o.job_id AND vq.jobs.job_type = o.job_type
+ WHERE o.job_type = $2::text
+   AND {filter}
+   AND ($10::text IS NULL OR {after})
+ ORDER BY {order}
+ LIMIT $12;
+
 -- list_jobs_by_priority --
 -- list_jobs in priority order ({after} on vq.job_search's columns, o): the walk goes
 -- through vq.job_search's (job_priority, job_id) index (migration 0018), each job joined
@@ -466,6 +481,7 @@ SELECT *
 SELECT vq.jobs.*
   FROM vq.job_search o
   JOIN vq.jobs ON vq.jobs.id = o.job_id AND vq.jobs.priority = o.job_priority
+                  AND vq.jobs.job_type = o.job_type
  WHERE {filter}
    AND ($10::text IS NULL OR {after})
  ORDER BY {order}

@@ -1,5 +1,6 @@
-"""The job list's sort by priority (migration 0018): walked through vq.job_search's copy
-of each job's priority, kept by the insert trigger of 0017 and by an update trigger."""
+"""The job list's sort by priority (migration 0018) and filter by type (0019): walked
+through vq.job_search's copies of each job's priority and type, kept by the insert
+trigger of 0017 and by an update trigger."""
 
 from __future__ import annotations
 
@@ -10,7 +11,7 @@ import pytest
 from vq_core import db
 from vq_core.db import migrations
 from vq_core.models import Actor, Job, JobFilter, JobStatus, NewJob, Priority
-from vq_core.store import Store
+from vq_core.store import Store, listing
 
 ACTOR = Actor("test", "cli")
 
@@ -100,15 +101,60 @@ async def test_a_priority_changed_in_sql_moves_the_job(mixed: Store) -> None:
     assert last.id in {j.id for j in jobs if j.priority is Priority.URGENT}
 
 
-async def test_every_job_has_its_priority_copied(mixed: Store) -> None:
+async def test_every_job_has_its_priority_and_type_copied(mixed: Store) -> None:
     unmatched = await mixed.pool.fetchval(
         "SELECT count(*) FROM vq.jobs j LEFT JOIN vq.job_search s ON s.job_id = j.id"
         " WHERE s.job_priority IS DISTINCT FROM j.priority"
+        " OR s.job_type IS DISTINCT FROM j.job_type"
     )
     assert unmatched == 0
 
 
-async def test_the_migration_copies_the_priorities_already_there(empty_dsn: str) -> None:
+@pytest.mark.parametrize("sort", ["-created_at", "created_at", "-updated_at", "priority"])
+@pytest.mark.parametrize("job_type", ["doubt", "diagram", "compose", "absent"])
+async def test_a_type_filter_lists_that_type_once_in_order(
+    mixed: Store, sort: str, job_type: str
+) -> None:
+    everything = await every_job(mixed)
+    jobs = await listed(mixed, sort, limit=2, job_type=job_type)
+    assert {j.id for j in jobs} == {j.id for j in everything if j.job_type == job_type}
+    assert len(jobs) == len({j.id for j in jobs})
+    if sort == "-created_at":
+        assert [j.id for j in jobs] == sorted((j.id for j in jobs), reverse=True)
+    if sort == "created_at":
+        assert [j.id for j in jobs] == sorted(j.id for j in jobs)
+    if sort == "priority":
+        assert [j.id for j in jobs] == in_order(jobs)
+
+
+@pytest.mark.parametrize(("search_ids", "window"), [(0, 0), (0, 3), (listing.SEARCH_IDS, 3)])
+async def test_a_type_filter_with_words_finds_the_same_jobs_whichever_way(
+    store: Store, monkeypatch: pytest.MonkeyPatch, search_ids: int, window: int
+) -> None:
+    """Each of the search's ways (the window, the word index's ids, the walk, which with
+    a type goes through list_jobs_of_type) finds the same jobs."""
+    monkeypatch.setattr(listing, "SEARCH_IDS", search_ids)
+    monkeypatch.setattr(listing, "SEARCH_WINDOW", window)
+    await store.enqueue_many(
+        [NewJob("doubt", {"question": f"orbit {i}"}) for i in range(4)]
+        + [NewJob("diagram", {"question": f"orbit {i}"}) for i in range(3)]
+        + [NewJob("diagram", {"question": "other"})]
+    )
+    for sort in ("-created_at", "priority", "-updated_at"):
+        jobs = await listed(store, sort, limit=2, job_type="diagram", text="orb")
+        assert sorted(j.payload["question"] for j in jobs) == ["orbit 0", "orbit 1", "orbit 2"]
+        assert {j.job_type for j in jobs} == {"diagram"}
+
+
+async def test_a_type_changed_in_sql_moves_the_job(mixed: Store) -> None:
+    compose = await listed(mixed, "-created_at", job_type="compose")
+    moved = compose[0].id
+    await mixed.pool.execute("UPDATE vq.jobs SET job_type = 'diagram' WHERE id = $1", moved)
+    assert moved not in {j.id for j in await listed(mixed, "-created_at", job_type="compose")}
+    assert moved in {j.id for j in await listed(mixed, "-created_at", job_type="diagram")}
+
+
+async def test_the_migrations_copy_the_priorities_and_types_already_there(empty_dsn: str) -> None:
     conn = await db.connect(empty_dsn)
     try:
         await migrations.migrate(conn, up_to=17)
@@ -117,7 +163,7 @@ async def test_the_migration_copies_the_priorities_already_there(empty_dsn: str)
             " ('doubt', 3, 'completed', now()), ('doubt', 0, 'queued', NULL),"
             " ('diagram', 2, 'queued', NULL)"
         )
-        assert next(m.version for m in await migrations.migrate(conn)) == 18
+        assert [m.version for m in await migrations.migrate(conn)][:2] == [18, 19]
     finally:
         await conn.close()
     pool = await db.create_pool(empty_dsn, min_size=1, max_size=2)
@@ -125,5 +171,9 @@ async def test_the_migration_copies_the_priorities_already_there(empty_dsn: str)
         store = Store(pool)
         jobs = await listed(store, "priority")
         assert [j.priority for j in jobs] == [Priority.URGENT, Priority.NORMAL, Priority.LOW]
+        assert [j.job_type for j in await listed(store, "-created_at", job_type="diagram")] == [
+            "diagram"
+        ]
+        assert len(await listed(store, "created_at", job_type="doubt")) == 2
     finally:
         await pool.close()
