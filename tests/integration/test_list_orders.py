@@ -135,6 +135,7 @@ async def test_a_type_filter_with_words_finds_the_same_jobs_whichever_way(
     a type goes through list_jobs_of_type) finds the same jobs."""
     monkeypatch.setattr(listing, "SEARCH_IDS", search_ids)
     monkeypatch.setattr(listing, "SEARCH_WINDOW", window)
+    monkeypatch.setattr(listing, "WORDS_WINDOW", window)
     await store.enqueue_many(
         [NewJob("doubt", {"question": f"orbit {i}"}) for i in range(4)]
         + [NewJob("diagram", {"question": f"orbit {i}"}) for i in range(3)]

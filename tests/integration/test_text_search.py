@@ -150,6 +150,7 @@ async def test_the_list_count_and_bulk_actions_agree(
     ids; many: the ordered walk) finds what count_jobs counts and the bulk action acts on."""
     monkeypatch.setattr(listing, "SEARCH_IDS", search_ids)
     monkeypatch.setattr(listing, "SEARCH_WINDOW", window)
+    monkeypatch.setattr(listing, "WORDS_WINDOW", window)
     enqueued = await store.enqueue_many(
         [NewJob("doubt", {"question": f"orbit number {i}"}) for i in range(7)]
         + [NewJob("doubt", {"question": f"other number {i}"}) for i in range(5)]
@@ -235,3 +236,26 @@ async def test_the_migration_indexes_the_jobs_already_there(empty_dsn: str) -> N
         assert (await store.list_jobs(JobFilter(text=str(uuid.uuid4())))).jobs == []
     finally:
         await pool.close()
+
+
+@pytest.mark.parametrize("window", [0, 4, 1000])
+@pytest.mark.parametrize("sort", ["-created_at", "created_at"])
+async def test_words_behind_a_burst_of_other_jobs_are_found_in_order(
+    store: Store, monkeypatch: pytest.MonkeyPatch, window: int, sort: str
+) -> None:
+    """The words' window walks vq.job_search in key order: older matches behind a burst
+    of newer jobs without the words come in creation order, page after page, each once."""
+    monkeypatch.setattr(listing, "WORDS_WINDOW", window)
+    monkeypatch.setattr(listing, "SEARCH_IDS", 2)  # past the word index: the walk
+    older = await store.enqueue_many([NewJob("doubt", {"question": f"tide {i}"}) for i in range(7)])
+    await store.enqueue_many([NewJob("noop") for _ in range(30)])
+    newest_first = sort.startswith("-")
+    ids: list[uuid.UUID] = []
+    cursor = None
+    while True:
+        page = await store.list_jobs(JobFilter(text="tide"), sort=sort, cursor=cursor, limit=3)
+        ids += [j.id for j in page.jobs]
+        if (cursor := page.next_cursor) is None:
+            break
+    expected = [e.id for e in older]
+    assert ids == (expected[::-1] if newest_first else expected)

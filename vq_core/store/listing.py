@@ -40,12 +40,17 @@ SORTS: dict[str, Sort] = {
 MAX_PAGE = 500
 #: How many matching ids a search reads from the word index before it pages through
 #: them itself: up to this many, the page is sorted from the matches alone (a few ms);
-#: more, and the words are common enough that the ordered walk of vq.jobs finds a page
-#: within about 51 x table / SEARCH_IDS rows (``job_filter``'s per-job lookup).
+#: more, and the words are common enough that the ordered walk finds a page within about
+#: 51 x table / SEARCH_IDS rows (``list_jobs_window``: vq.job_search's rows in key order).
 SEARCH_IDS = 5000
-#: How many jobs of the order a search reads first, before the word index: a word in one
-#: job of a hundred fills a page of 50 there.
+#: How many jobs of the order a search with other filters reads first, before the word
+#: index (``list_jobs_window``): a word in one job of a hundred fills a page of 50 there.
 SEARCH_WINDOW = 5000
+#: The same for a search with no other filter (``list_jobs_words_window``): each job is a
+#: narrow row of vq.job_search read in key order, not a probe of it per job, so the
+#: window is longer, and a burst of jobs without the words (a drain of another type)
+#: costs milliseconds: a word in one job of four hundred fills a page there.
+WORDS_WINDOW = 20000
 
 
 def _keyset(sort: str, side: bool = False) -> tuple[str, str, Sort]:
@@ -84,13 +89,27 @@ def list_among_query(sort: str) -> str:
     return sql("list_jobs_among").format(filter=sql("job_filter"), after=after, order=order)
 
 
-def window_query(sort: str, window: int | None = None) -> str:
-    """``list_jobs_window``' SQL for a sort key: a search within the next ``window`` jobs
-    (default ``SEARCH_WINDOW``; 0: all of them, walked until the page is full)."""
-    after, order, _ = _keyset(sort)
-    size = SEARCH_WINDOW if window is None else window
-    return sql("list_jobs_window").format(
-        filter=sql("job_filter"), after=after, order=order, window=size or "ALL"
+def window_query(sort: str, window: int | None = None, filtered: bool = False) -> str:
+    """The SQL of a search within the next ``window`` jobs of a creation-order sort key
+    (0: all of them, walked until the page is full): ``list_jobs_words_window``, through
+    vq.job_search's key (default ``WORDS_WINDOW``), or, with other filters
+    (``filtered``), ``list_jobs_window``, through vq.jobs' indexes (``SEARCH_WINDOW``)."""
+    after, order, spec = _keyset(sort)
+    if not spec.by_id:
+        raise ValueError(f"a search window walks creation order, not {sort!r}")
+    if filtered:
+        size = SEARCH_WINDOW if window is None else window
+        return sql("list_jobs_window").format(
+            filter=sql("job_filter"), after=after, order=order, window=size or "ALL"
+        )
+    cmp, direction = ("<", "DESC") if sort.startswith("-") else (">", "ASC")
+    size = WORDS_WINDOW if window is None else window
+    return sql("list_jobs_words_window").format(
+        filter=sql("job_filter"),
+        order=order,
+        side_after=f"o.job_id {cmp} $11::uuid",
+        side_order=f"o.job_id {direction}",
+        window=size or "ALL",
     )
 
 
@@ -212,16 +231,23 @@ class JobListing:
 
         One ordered query cannot tell common words from rare ones (the planner guesses,
         and a wrong guess walks the whole table), so: in creation order, the next
-        ``SEARCH_WINDOW`` jobs first (common words fill the page there); then the word
+        ``WORDS_WINDOW`` jobs first, or with other filters the next ``SEARCH_WINDOW``
+        jobs that pass them (common words fill the page there); then the word
         index's matches, unordered, up to ``SEARCH_IDS`` (rare words: the page is sorted
         from them alone); past that, the walk goes on through every job in creation
         order (of the type, with a type filter: ``list_jobs_of_type``), and in another
         order ``list_jobs`` (a full sort either way).
         """
         untexted = (*args[:3], None, *args[4:])
+        filtered = any(a is not None for a in untexted)
         if spec.by_id:
             rows = await self.pool.fetch(
-                window_query(sort), *untexted, after_value, after_id, limit + 1, text
+                window_query(sort, filtered=filtered),
+                *untexted,
+                after_value,
+                after_id,
+                limit + 1,
+                text,
             )
             if len(rows) > limit:
                 return rows
@@ -234,7 +260,12 @@ class JobListing:
                 # for a word every job has: seconds). With a type, list_jobs_of_type
                 # walks that type's jobs instead, as rare as the type may be.
                 return await self.pool.fetch(
-                    window_query(sort, 0), *untexted, after_value, after_id, limit + 1, text
+                    window_query(sort, 0, filtered),
+                    *untexted,
+                    after_value,
+                    after_id,
+                    limit + 1,
+                    text,
                 )
             return None
         ids = [r["job_id"] for r in hits]

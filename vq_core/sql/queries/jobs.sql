@@ -493,6 +493,28 @@ SELECT vq.jobs.*
 -- words, where an ordered walk of vq.jobs would read the whole table to find none.
 SELECT job_id FROM vq.job_search WHERE doc @@ vq.job_search_query($1::text) LIMIT {limit};
 
+-- list_jobs_words_window --
+-- list_jobs for the search text $13 among the next {window} jobs of creation order
+-- only, with no other filter (the other filters' parameters NULL, $4 too). The walk goes
+-- through vq.job_search's key (ids are time-ordered: its order is the jobs'), each
+-- row's words matched where they lie, and only a match is joined to its job: words that
+-- common find their page there, before the word index would list every match (a bitmap
+-- of a million entries for a word every job has: over 100 ms), and a burst of jobs
+-- without them costs a narrow row each, not a probe of the side table per job. Fewer
+-- rows than asked for say only that the window was too short. With another filter
+-- list_jobs_window is quicker: vq.jobs' indexes (failed, a status) narrow its walk.
+SELECT vq.jobs.*
+  FROM (SELECT o.job_id, o.doc
+          FROM vq.job_search o
+         WHERE ($10::text IS NULL OR {side_after})
+         ORDER BY {side_order}
+         LIMIT {window}) AS recent
+  JOIN vq.jobs ON vq.jobs.id = recent.job_id
+ WHERE recent.doc @@ (SELECT vq.job_search_query($13::text))
+   AND {filter}
+ ORDER BY {order}
+ LIMIT $12;
+
 -- list_jobs_window --
 -- list_jobs for the search text $13 among the next {window} jobs of the order only (the
 -- other filters applied, $4 NULL), each job's words looked up by its key: words that
