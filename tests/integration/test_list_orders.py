@@ -1,4 +1,4 @@
-"""The job list's sort by priority (migration 0018) and filter by type (0019): walked
+"""The job list's sort by priority and filter by type (migration 0018): walked
 through vq.job_search's copies of each job's priority and type, kept by the insert
 trigger of 0017 and by an update trigger."""
 
@@ -164,7 +164,7 @@ async def test_the_migrations_copy_the_priorities_and_types_already_there(empty_
             " ('doubt', 3, 'completed', now()), ('doubt', 0, 'queued', NULL),"
             " ('diagram', 2, 'queued', NULL)"
         )
-        assert [m.version for m in await migrations.migrate(conn)][:2] == [18, 19]
+        assert next(m.version for m in await migrations.migrate(conn)) == 18
     finally:
         await conn.close()
     pool = await db.create_pool(empty_dsn, min_size=1, max_size=2)

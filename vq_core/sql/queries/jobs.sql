@@ -461,7 +461,7 @@ SELECT *
 
 -- list_jobs_of_type --
 -- list_jobs for one type ($2), newest or oldest first or by update time: the walk goes
--- through vq.job_search's (job_type, job_id) index (migration 0019), each job joined by
+-- through vq.job_search's (job_type, job_id) index (migration 0018), each job joined by
 -- its key. The join names both columns, so the planner takes vq.jobs' own indexes
 -- instead when a filter is narrower (failed, cancelled, queued).
 SELECT vq.jobs.*
