@@ -8,6 +8,7 @@ as it reaches a running one.
 
 from __future__ import annotations
 
+import asyncio
 import uuid
 
 from support.helpers import ScriptedService, eventually, running_worker
@@ -84,6 +85,15 @@ async def _is(store: Store, job_id: uuid.UUID, status: JobStatus) -> bool:
     return (await store.get_job(job_id)).status is status
 
 
+async def _hold_the_slot(store: Store, service: ScriptedService, name: str) -> uuid.UUID:
+    """A job that takes the worker's one slot and holds it: enqueued, then seen started,
+    before anything else is enqueued. Two claim lanes may hand their jobs over in either
+    order, so a job enqueued beside it could take the slot first, whatever its priority."""
+    held = await store.enqueue(NewJob("scripted", {"hold": name}, priority=Priority.HIGH))
+    await asyncio.wait_for(service.started_event(name).wait(), timeout=15.0)
+    return held.id
+
+
 async def test_a_held_job_cancelled_is_never_rendered(
     store: Store, settings: Settings, dsn: str
 ) -> None:
@@ -91,16 +101,15 @@ async def test_a_held_job_cancelled_is_never_rendered(
     one = _two_slots(settings, concurrency=1)
     async with running_worker(store, one, {"scripted": service}, dsn) as worker:
         await _warm_up(store, worker)
-        first = await store.enqueue(NewJob("scripted", {"hold": "first"}, priority=Priority.HIGH))
+        first = await _hold_the_slot(store, service, "first")
         second = await store.enqueue(NewJob("scripted", {"hold": "second"}))
-        await service.started_event("first").wait()
         await eventually(lambda: _is(store, second.id, JobStatus.RUNNING))
         assert second.id in {job.id for job in worker.claimer.held}
         await store.cancel(second.id)
         await eventually(lambda: _is(store, second.id, JobStatus.CANCELLED))
         service.gate("first").set()
-        await eventually(lambda: _is(store, first.id, JobStatus.COMPLETED))
-    assert [j.id for j in service.calls][1:] == [first.id]
+        await eventually(lambda: _is(store, first, JobStatus.COMPLETED))
+    assert [j.id for j in service.calls][1:] == [first]
 
 
 async def test_a_shutdown_hands_held_jobs_back_to_the_queue(
@@ -110,9 +119,8 @@ async def test_a_shutdown_hands_held_jobs_back_to_the_queue(
     one = _two_slots(settings, concurrency=1, shutdown_grace=0.2)
     async with running_worker(store, one, {"scripted": service}, dsn) as worker:
         await _warm_up(store, worker)
-        await store.enqueue(NewJob("scripted", {"hold": "stuck"}, priority=Priority.HIGH))
+        await _hold_the_slot(store, service, "stuck")
         waiting = await store.enqueue_many([NewJob("scripted") for _ in range(3)])
-        await service.started_event("stuck").wait()
         await eventually(lambda: _true(len(worker.claimer.held) == 3))
     for job in waiting:
         assert await _is(store, job.id, JobStatus.QUEUED)
@@ -128,9 +136,8 @@ async def test_held_jobs_keep_their_lease_and_one_lost_is_dropped_unrendered(
     one = _two_slots(settings, concurrency=1)
     async with running_worker(store, one, {"scripted": service}, dsn) as worker:
         await _warm_up(store, worker)
-        first = await store.enqueue(NewJob("scripted", {"hold": "first"}, priority=Priority.HIGH))
+        first = await _hold_the_slot(store, service, "first")
         kept, lost = await store.enqueue_many([NewJob("scripted"), NewJob("scripted")])
-        await service.started_event("first").wait()
         await eventually(lambda: _true(len(worker.claimer.held) == 2))
         leases = "SELECT lease_expires_at FROM vq.jobs WHERE id = $1"
         before = await store.pool.fetchval(leases, kept.id)
@@ -143,7 +150,7 @@ async def test_held_jobs_keep_their_lease_and_one_lost_is_dropped_unrendered(
         service.gate("first").set()
         await eventually(lambda: _is(store, kept.id, JobStatus.COMPLETED))
     assert lost.id not in {job.id for job in service.calls}
-    assert await _is(store, first.id, JobStatus.COMPLETED)
+    assert await _is(store, first, JobStatus.COMPLETED)
 
 
 async def test_finished_jobs_whose_completion_is_not_written_count_against_the_room(

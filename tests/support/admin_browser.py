@@ -142,6 +142,31 @@ def click(driver: WebDriver, selector: str, by: str = By.CSS_SELECTOR) -> None:
     wait(driver).until(attempt, f"could not click {selector}")
 
 
+def close_dialog(driver: WebDriver, selector: str) -> None:
+    """Close the dialog ``selector`` with its close button and wait until it is gone.
+
+    A click can land while the dialog is still animating into place and be lost; the
+    button is then clicked again until the dialog is hidden, within the suite's deadline.
+    """
+
+    def closed(d: WebDriver) -> bool:
+        try:
+            dialogs = d.find_elements(By.CSS_SELECTOR, selector)
+            if not any(e.is_displayed() for e in dialogs):
+                return True
+            d.find_element(By.CSS_SELECTOR, f"{selector} [data-action=close]").click()
+        except (
+            StaleElementReferenceException,
+            NoSuchElementException,
+            ElementClickInterceptedException,
+            ElementNotInteractableException,
+        ):
+            pass
+        return False
+
+    wait(driver).until(closed, f"{selector} did not close")
+
+
 def unfold(driver: WebDriver, selector: str) -> None:
     """Open a ``<details>`` element by clicking its summary, as a user would.
 

@@ -19,6 +19,7 @@ from support.admin_browser import (
     WebApp,
     choose,
     click,
+    close_dialog,
     complete,
     log_in,
     row_button,
@@ -197,8 +198,7 @@ async def test_details_show_payload_error_history_and_a_playing_video(
     assert "Fourier series" in dialog.find_element(By.CSS_SELECTOR, "[data-payload]").text
     history = dialog.find_element(By.CSS_SELECTOR, "[data-section=events]").text
     assert "created" in history and "claimed" in history and "failed" in history
-    click(driver, f"{DETAILS} [data-action=close]")
-    wait(driver).until(ec.invisibility_of_element_located((By.CSS_SELECTOR, DETAILS)))
+    close_dialog(driver, DETAILS)
 
     row_button(driver, "details", seeded.completed[1])
     wait(driver).until(ec.visibility_of_element_located((By.CSS_SELECTOR, f"{DETAILS} video")))
@@ -248,8 +248,7 @@ async def test_viewer_reads_but_gets_no_action_buttons(
     wait(driver).until(ec.visibility_of_element_located((By.CSS_SELECTOR, DETAILS)))
     for action in ("details-cancel", "details-retry"):
         assert not driver.find_elements(By.CSS_SELECTOR, f"[data-action={action}]")
-    click(driver, f"{DETAILS} [data-action=close]")
-    wait(driver).until(ec.invisibility_of_element_located((By.CSS_SELECTOR, DETAILS)))
+    close_dialog(driver, DETAILS)
     screenshot(driver, "viewer")
     assert (await store.get_job(seeded.failed[0])).status is JobStatus.FAILED
 
