@@ -31,6 +31,7 @@ SCREENSHOTS = Path(
 )
 # The first page load of NiceGUI in a cold Chromium takes a few seconds on 2 cores.
 WAIT_S = 20.0
+DETAILS_DIALOG = "[data-dialog=details]"
 PASSWORD = "correct-horse-battery"
 WORKER = "render-1"
 
@@ -188,8 +189,28 @@ def unfold(driver: WebDriver, selector: str) -> None:
 
 
 def row_button(driver: WebDriver, action: str, job_id: uuid.UUID) -> None:
-    """Click a row's action button (details, cancel, retry)."""
-    click(driver, f"button[data-action={action}][data-job-id='{job_id}']")
+    """Click a row's action button (details, cancel, retry); for details, until the
+    dialog shows (a click on a row the page is re-rendering can be lost)."""
+    selector = f"button[data-action={action}][data-job-id='{job_id}']"
+    if action != "details":
+        click(driver, selector)
+        return
+
+    def opened(d: WebDriver) -> bool:
+        try:
+            if any(e.is_displayed() for e in d.find_elements(By.CSS_SELECTOR, DETAILS_DIALOG)):
+                return True
+            d.find_element(By.CSS_SELECTOR, selector).click()
+        except (
+            StaleElementReferenceException,
+            NoSuchElementException,
+            ElementClickInterceptedException,
+            ElementNotInteractableException,
+        ):
+            pass
+        return False
+
+    wait(driver).until(opened, f"the details of {job_id} did not open")
 
 
 def choose(driver: WebDriver, filter_name: str, option: str) -> None:
