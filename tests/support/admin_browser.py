@@ -121,6 +121,15 @@ def row_status(driver: WebDriver, job_id: uuid.UUID) -> str | None:
     return found[0].get_attribute("data-status") if found else None
 
 
+# What a click on a node Vue is re-rendering, or one still animating, may raise.
+_LOST_CLICK = (
+    StaleElementReferenceException,
+    NoSuchElementException,
+    ElementClickInterceptedException,
+    ElementNotInteractableException,
+)
+
+
 def click(driver: WebDriver, selector: str, by: str = By.CSS_SELECTOR) -> None:
     """Click an element once it is there and clickable; Vue may re-render it between
     finding and clicking, so a stale or covered element is looked up again."""
@@ -131,41 +140,34 @@ def click(driver: WebDriver, selector: str, by: str = By.CSS_SELECTOR) -> None:
             if not (element.is_displayed() and element.is_enabled()):
                 return False
             element.click()
-        except (
-            StaleElementReferenceException,
-            NoSuchElementException,
-            ElementClickInterceptedException,
-            ElementNotInteractableException,
-        ):
+        except _LOST_CLICK:
             return False
         return True
 
     wait(driver).until(attempt, f"could not click {selector}")
 
 
-def close_dialog(driver: WebDriver, selector: str) -> None:
-    """Close the dialog ``selector`` with its close button and wait until it is gone.
+def _click_until(driver: WebDriver, button: str, dialog: str, shown: bool, why: str) -> None:
+    """Click ``button`` until ``dialog`` is shown (or hidden), within the suite's deadline:
+    a click on a row the page is re-rendering, or on a dialog still animating, can be
+    lost, so one is not enough to rely on."""
 
-    A click can land while the dialog is still animating into place and be lost; the
-    button is then clicked again until the dialog is hidden, within the suite's deadline.
-    """
-
-    def closed(d: WebDriver) -> bool:
+    def done(d: WebDriver) -> bool:
         try:
-            dialogs = d.find_elements(By.CSS_SELECTOR, selector)
-            if not any(e.is_displayed() for e in dialogs):
+            if any(e.is_displayed() for e in d.find_elements(By.CSS_SELECTOR, dialog)) == shown:
                 return True
-            d.find_element(By.CSS_SELECTOR, f"{selector} [data-action=close]").click()
-        except (
-            StaleElementReferenceException,
-            NoSuchElementException,
-            ElementClickInterceptedException,
-            ElementNotInteractableException,
-        ):
+            d.find_element(By.CSS_SELECTOR, button).click()
+        except _LOST_CLICK:
             pass
         return False
 
-    wait(driver).until(closed, f"{selector} did not close")
+    wait(driver).until(done, why)
+
+
+def close_dialog(driver: WebDriver, selector: str) -> None:
+    """Close the dialog ``selector`` with its close button and wait until it is hidden."""
+    button = f"{selector} [data-action=close]"
+    _click_until(driver, button, selector, shown=False, why=f"{selector} did not close")
 
 
 def unfold(driver: WebDriver, selector: str) -> None:
@@ -195,22 +197,8 @@ def row_button(driver: WebDriver, action: str, job_id: uuid.UUID) -> None:
     if action != "details":
         click(driver, selector)
         return
-
-    def opened(d: WebDriver) -> bool:
-        try:
-            if any(e.is_displayed() for e in d.find_elements(By.CSS_SELECTOR, DETAILS_DIALOG)):
-                return True
-            d.find_element(By.CSS_SELECTOR, selector).click()
-        except (
-            StaleElementReferenceException,
-            NoSuchElementException,
-            ElementClickInterceptedException,
-            ElementNotInteractableException,
-        ):
-            pass
-        return False
-
-    wait(driver).until(opened, f"the details of {job_id} did not open")
+    why = f"the details of {job_id} did not open"
+    _click_until(driver, selector, DETAILS_DIALOG, shown=True, why=why)
 
 
 def choose(driver: WebDriver, filter_name: str, option: str) -> None:

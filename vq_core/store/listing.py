@@ -41,7 +41,7 @@ MAX_PAGE = 500
 #: How many matching ids a search reads from the word index before it pages through
 #: them itself: up to this many, the page is sorted from the matches alone (a few ms);
 #: more, and the words are common enough that the ordered walk finds a page within about
-#: 51 x table / SEARCH_IDS rows (``list_jobs_window``: vq.job_search's rows in key order).
+#: 51 x table / SEARCH_IDS rows (``window_query`` with no window).
 SEARCH_IDS = 5000
 #: How many jobs of the order a search with other filters reads first, before the word
 #: index (``list_jobs_window``): a word in one job of a hundred fills a page of 50 there.
@@ -60,7 +60,7 @@ def _keyset(sort: str, side: bool = False) -> tuple[str, str, Sort]:
     if key not in SORTS:
         raise InvalidInput(f"sort: use one of {', '.join(SORTS)} (prefix - for descending)")
     spec = SORTS[key]
-    direction, cmp = ("DESC", "<") if sort.startswith("-") else ("ASC", ">")
+    direction, cmp = _direction(sort)
     if spec.by_id:
         return f"id {cmp} $11::uuid", f"id {direction}", spec
     if side and spec.side_column:
@@ -69,6 +69,11 @@ def _keyset(sort: str, side: bool = False) -> tuple[str, str, Sort]:
         return after, order, spec
     after = f"({spec.column}, id) {cmp} ($10::text::{spec.type}, $11::uuid)"
     return after, f"{spec.column} {direction}, id {direction}", spec
+
+
+def _direction(sort: str) -> tuple[str, str]:
+    """A sort key's SQL direction and the comparison that places the next page."""
+    return ("DESC", "<") if sort.startswith("-") else ("ASC", ">")
 
 
 def list_query(sort: str, of_type: bool = False) -> tuple[str, Sort]:
@@ -102,7 +107,7 @@ def window_query(sort: str, window: int | None = None, filtered: bool = False) -
         return sql("list_jobs_window").format(
             filter=sql("job_filter"), after=after, order=order, window=size or "ALL"
         )
-    cmp, direction = ("<", "DESC") if sort.startswith("-") else (">", "ASC")
+    direction, cmp = _direction(sort)
     size = WORDS_WINDOW if window is None else window
     return sql("list_jobs_words_window").format(
         filter=sql("job_filter"),
@@ -240,6 +245,7 @@ class JobListing:
         """
         untexted = (*args[:3], None, *args[4:])
         filtered = any(a is not None for a in untexted)
+        of_type = args[1] is not None  # job_filter's $2
         if spec.by_id:
             rows = await self.pool.fetch(
                 window_query(sort, filtered=filtered),
@@ -253,7 +259,7 @@ class JobListing:
                 return rows
         hits = await self.pool.fetch(search_ids_query(), text)
         if len(hits) > SEARCH_IDS:
-            if spec.by_id and args[1] is None:
+            if spec.by_id and not of_type:
                 # Common words behind many jobs without them (a burst of another type):
                 # the walk goes on, each job's words looked up by its key, rather than
                 # list_jobs' plan, which may hash every match first (a million of them

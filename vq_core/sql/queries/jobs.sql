@@ -476,8 +476,9 @@ SELECT vq.jobs.*
 -- list_jobs_by_priority --
 -- list_jobs in priority order ({after} on vq.job_search's columns, o): the walk goes
 -- through vq.job_search's (job_priority, job_id) index (migration 0018), each job joined
--- by its key. The join names both columns, so the planner knows the two orders are one
--- and takes vq.jobs' own index instead when a filter is narrower (queued: the claim index).
+-- by its key. The join names the copied columns too, so the planner knows the two orders
+-- are one and takes vq.jobs' own index instead when a filter is narrower (queued: the
+-- claim index), and checks a type filter on the side row.
 SELECT vq.jobs.*
   FROM vq.job_search o
   JOIN vq.jobs ON vq.jobs.id = o.job_id AND vq.jobs.priority = o.job_priority
