@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import os
 import subprocess
+import time
 import uuid
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -147,16 +148,39 @@ def click(driver: WebDriver, selector: str, by: str = By.CSS_SELECTOR) -> None:
     wait(driver).until(attempt, f"could not click {selector}")
 
 
+# Where a dialog is in its life: absent (closed), animating (opening or closing), shown.
+_DIALOG_STATE = """
+const card = document.querySelector(arguments[0]);
+if (!card) return 'absent';
+const inner = card.closest('.q-dialog__inner');
+if (inner && inner.classList.contains('q-dialog__inner--animating')) return 'animating';
+return card.offsetParent === null ? 'absent' : 'shown';
+"""
+# How long a click may take to open or close a dialog before it counts as lost: the
+# server's round trip on a loaded machine, not a poll interval.
+_CLICK_TURNAROUND_S = 4.0
+
+
 def _click_until(driver: WebDriver, button: str, dialog: str, shown: bool, why: str) -> None:
-    """Click ``button`` until ``dialog`` is shown (or hidden), within the suite's deadline:
-    a click on a row the page is re-rendering, or on a dialog still animating, can be
-    lost, so one is not enough to rely on."""
+    """Click ``button`` until ``dialog`` is shown (or hidden), within the suite's deadline.
+
+    A click on a row the page is re-rendering can be lost, so one is not enough to rely
+    on. But a second click must not land while the dialog animates: a click on its
+    backdrop closes it again. So nothing is clicked while the dialog animates, and a
+    click counts as lost only after ``_CLICK_TURNAROUND_S`` without an effect.
+    """
+    target = "shown" if shown else "absent"
+    last_click = [float("-inf")]
 
     def done(d: WebDriver) -> bool:
+        state = d.execute_script(_DIALOG_STATE, dialog)
+        if state == target:
+            return True
+        if state == "animating" or time.monotonic() - last_click[0] < _CLICK_TURNAROUND_S:
+            return False
         try:
-            if any(e.is_displayed() for e in d.find_elements(By.CSS_SELECTOR, dialog)) == shown:
-                return True
             d.find_element(By.CSS_SELECTOR, button).click()
+            last_click[0] = time.monotonic()
         except _LOST_CLICK:
             pass
         return False

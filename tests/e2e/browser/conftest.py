@@ -13,7 +13,7 @@ import signal
 import subprocess
 import sys
 import tempfile
-from collections.abc import Iterator
+from collections.abc import Generator, Iterator
 from pathlib import Path
 
 import pytest
@@ -37,6 +37,34 @@ def pytest_collection_modifyitems(items: list[pytest.Item]) -> None:
     for item in items:
         if HERE in Path(str(item.path)).parents:
             item.add_marker(pytest.mark.browser)
+
+
+@pytest.hookimpl(wrapper=True)
+def pytest_runtest_makereport(
+    item: pytest.Item, call: pytest.CallInfo[None]
+) -> Generator[None, pytest.TestReport, pytest.TestReport]:
+    """On a failed browser test, print what the page showed: a timeout alone says
+    nothing of whether a dialog was open, closing, or showing another job."""
+    report = yield
+    driver = getattr(item, "funcargs", {}).get("driver")
+    if report.failed and call.when == "call" and isinstance(driver, WebDriver):
+        try:
+            page = driver.execute_script(_PAGE_STATE)
+        except Exception as exc:  # the browser itself may be what failed
+            page = f"(could not read the page: {exc})"
+        report.sections.append(("what the browser showed", str(page)))
+    return report
+
+
+# The URL, then each open dialog's classes and text, then the start of the page's text.
+_PAGE_STATE = """
+const parts = ['url: ' + location.href];
+for (const d of document.querySelectorAll('.q-dialog__inner')) {
+  parts.push('dialog [' + d.className + ']: ' + d.innerText.slice(0, 2000));
+}
+parts.push('page: ' + document.body.innerText.slice(0, 2000));
+return parts.join('\\n---\\n');
+"""
 
 
 def _start(env: dict[str, str]) -> subprocess.Popen[str]:
