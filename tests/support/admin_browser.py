@@ -214,15 +214,21 @@ def unfold(driver: WebDriver, selector: str) -> None:
     wait(driver).until(opened, f"could not unfold {selector}")
 
 
+# The row actions that open a dialog, and the dialog: these are clicked until it shows.
+_ROW_DIALOGS = {"details": DETAILS_DIALOG, "cancel": "[data-dialog=confirm-cancel]"}
+
+
 def row_button(driver: WebDriver, action: str, job_id: uuid.UUID) -> None:
-    """Click a row's action button (details, cancel, retry); for details, until the
-    dialog shows (a click on a row the page is re-rendering can be lost)."""
+    """Click a row's action button (details, cancel, retry); one that opens a dialog,
+    until the dialog shows (a click on a row the page is re-rendering can be lost).
+    Retry acts at once, so it is clicked once: a second click would retry again."""
     selector = f"button[data-action={action}][data-job-id='{job_id}']"
-    if action != "details":
+    dialog = _ROW_DIALOGS.get(action)
+    if dialog is None:
         click(driver, selector)
         return
-    why = f"the details of {job_id} did not open"
-    _click_until(driver, selector, DETAILS_DIALOG, shown=True, why=why)
+    why = f"the {action} dialog of {job_id} did not open"
+    _click_until(driver, selector, dialog, shown=True, why=why)
 
 
 def choose(driver: WebDriver, filter_name: str, option: str) -> None:
