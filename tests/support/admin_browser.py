@@ -188,6 +188,11 @@ def _click_until(driver: WebDriver, button: str, dialog: str, shown: bool, why: 
     wait(driver).until(done, why)
 
 
+def open_dialog(driver: WebDriver, button: str, dialog: str) -> None:
+    """Click ``button`` (in a table the page re-renders each tick) until ``dialog`` shows."""
+    _click_until(driver, button, dialog, shown=True, why=f"{dialog} did not open")
+
+
 def close_dialog(driver: WebDriver, selector: str) -> None:
     """Close the dialog ``selector`` with its close button and wait until it is hidden."""
     button = f"{selector} [data-action=close]"
@@ -227,8 +232,7 @@ def row_button(driver: WebDriver, action: str, job_id: uuid.UUID) -> None:
     if dialog is None:
         click(driver, selector)
         return
-    why = f"the {action} dialog of {job_id} did not open"
-    _click_until(driver, selector, dialog, shown=True, why=why)
+    open_dialog(driver, selector, dialog)
 
 
 def choose(driver: WebDriver, filter_name: str, option: str) -> None:

@@ -25,6 +25,7 @@ from support.admin_browser import (
     click,
     failure,
     log_in,
+    open_dialog,
     row_button,
     screenshot,
     seed,
@@ -43,6 +44,7 @@ pytestmark = [pytest.mark.browser, pytest.mark.usefixtures("accounts")]
 
 DETAILS = "[data-dialog=details]"
 BULK = "[data-dialog=bulk-confirm]"
+EDIT = "[data-dialog=type-edit]"
 TYPES = "[data-panel=types]"
 
 
@@ -110,7 +112,7 @@ async def test_operator_pauses_resumes_and_edits_a_type(
     )
 
     # A bad value is named and nothing is stored; a good one is; emptying clears a cap.
-    click(driver, _type_button("type-edit", "doubt"))
+    open_dialog(driver, _type_button("type-edit", "doubt"), EDIT)
     field = wait(driver).until(
         ec.visibility_of_element_located((By.CSS_SELECTOR, "input[data-edit=max_running]"))
     )
@@ -129,10 +131,10 @@ async def test_operator_pauses_resumes_and_edits_a_type(
     config = await eventually(lambda: _config(store, "doubt", max_running=4))
     assert config.paused is False and config.timeout_s == 600.0
     wait(driver).until(
-        ec.invisibility_of_element_located((By.CSS_SELECTOR, "[data-dialog=type-edit]"))
+        ec.invisibility_of_element_located((By.CSS_SELECTOR, EDIT))
     )
 
-    click(driver, _type_button("type-edit", "doubt"))
+    open_dialog(driver, _type_button("type-edit", "doubt"), EDIT)
     field = wait(driver).until(
         ec.visibility_of_element_located((By.CSS_SELECTOR, "input[data-edit=max_running]"))
     )
