@@ -170,17 +170,18 @@ def _click_until(driver: WebDriver, button: str, dialog: str, shown: bool, why: 
     click counts as lost only after ``_CLICK_TURNAROUND_S`` without an effect.
     """
     target = "shown" if shown else "absent"
-    last_click = [float("-inf")]
+    last_click = float("-inf")
 
     def done(d: WebDriver) -> bool:
+        nonlocal last_click
         state = d.execute_script(_DIALOG_STATE, dialog)
         if state == target:
             return True
-        if state == "animating" or time.monotonic() - last_click[0] < _CLICK_TURNAROUND_S:
+        if state == "animating" or time.monotonic() - last_click < _CLICK_TURNAROUND_S:
             return False
         try:
             d.find_element(By.CSS_SELECTOR, button).click()
-            last_click[0] = time.monotonic()
+            last_click = time.monotonic()
         except _LOST_CLICK:
             pass
         return False
